@@ -1,0 +1,34 @@
+# The two commands of README.md: `make demo` and `make test`. Both set up what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test venv sysdeps-demo sysdeps-test lint clean
+
+$(BIN)/fabnet: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/fabnet
+
+venv: $(BIN)/fabnet
+
+sysdeps-demo:
+	bash scripts/install-system-deps.sh demo
+
+sysdeps-test:
+	bash scripts/install-system-deps.sh test
+
+demo: venv sysdeps-demo
+	$(BIN)/fabnet demo
+
+lint: venv
+	$(BIN)/ruff check fabnet tests bench
+	$(BIN)/ruff format --check fabnet tests bench
+	$(BIN)/mypy
+
+test: venv sysdeps-test lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
