@@ -46,9 +46,7 @@ class TableReader:
         """A float in [lo, hi]; booleans and strings are refused."""
         value = self._raw(key, _REQUIRED if required and default is None else default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(
-                f"{self._path}: {self._name(key)} must be a number, got {value!r}"
-            )
+            raise ConfigError(f"{self._path}: {self._name(key)} must be a number, got {value!r}")
         if not lo <= value <= hi:
             raise ConfigError(
                 f"{self._path}: {self._name(key)} must be {lo:g}..{hi:g}, got {value!r}"
@@ -58,13 +56,9 @@ class TableReader:
     def integer(self, key: str, lo: int, hi: int, default: int | None = None) -> int:
         value = self._raw(key, _REQUIRED if default is None else default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(
-                f"{self._path}: {self._name(key)} must be an integer, got {value!r}"
-            )
+            raise ConfigError(f"{self._path}: {self._name(key)} must be an integer, got {value!r}")
         if not lo <= value <= hi:
-            raise ConfigError(
-                f"{self._path}: {self._name(key)} must be {lo}..{hi}, got {value!r}"
-            )
+            raise ConfigError(f"{self._path}: {self._name(key)} must be {lo}..{hi}, got {value!r}")
         return value
 
     def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
@@ -76,6 +70,21 @@ class TableReader:
                 f"{self._path}: {self._name(key)} must be one of {', '.join(choices)}, "
                 f"got {value!r}"
             )
+        return value
+
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        value = self._raw(key, _REQUIRED if default is None else default)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{self._path}: {self._name(key)} must be true or false, got {value!r}"
+            )
+        return value
+
+    def scalar(self, key: str) -> str | int | float | bool:
+        """Any single TOML value (for free-form tables such as a driver's options)."""
+        value = self._raw(key, _REQUIRED)
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(f"{self._path}: {self._name(key)} must be a scalar, got {value!r}")
         return value
 
     def strings(self, key: str, default: list[str] | None = None) -> tuple[str, ...]:
