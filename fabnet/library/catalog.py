@@ -1,0 +1,104 @@
+"""Adding designs and remixes to the library: validate mesh and license, copy, write the toml."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabnet.errors import Conflict, MeshError
+from fabnet.library.design import Design, library_dir, load_design
+from fabnet.library.design_toml import (
+    DESIGN_FILE,
+    DesignRecord,
+    check_slug,
+    render_record,
+    validate_record,
+)
+from fabnet.library.licenses import check_remix
+from fabnet.library.lineage import lineage
+from fabnet.library.mesh import check_mesh, load_mesh
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Added:
+    """A design just added, with the mesh notes and license notices to show."""
+
+    design: Design
+    notes: tuple[str, ...]
+
+
+def add_design(
+    file: Path,
+    slug: str,
+    record: DesignRecord,
+    directory: Path | None = None,
+) -> Added:
+    """Copy ``file`` into ``<library>/<slug>/`` and write its design.toml.
+
+    ``record.mesh`` is replaced by the file's name. Raises Conflict when the slug exists,
+    MeshError when the mesh is refused (not a mesh, not watertight, wrong units…),
+    LicenseError when the license or the parent's license forbids it, ConfigError for bad
+    fields and NotFound for a missing parent.
+    """
+    root = directory or library_dir()
+    check_slug(slug)
+    target = root / slug
+    if target.exists():
+        raise Conflict(f"design {slug!r} already exists in {root}")
+    file = Path(file)
+    record = DesignRecord(**{**record.__dict__, "mesh": file.name})
+    validate_record(record, target / DESIGN_FILE)
+    notices: list[str] = []
+    if record.remix_of is not None:
+        parent = load_design(record.remix_of, root)
+        lineage(parent, root)
+        notices = check_remix(parent.slug, parent.license, record.license)
+    report = check_mesh(load_mesh(file))
+    if not report.ok:
+        error = report.error()
+        raise MeshError(f"{file.name}: {error}", reason=error.reason, **error.facts)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=root))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; a library folder is shared
+        shutil.copyfile(file, staging / file.name)
+        (staging / DESIGN_FILE).write_text(render_record(record), encoding="utf-8")
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("added design %s (%s)", slug, file.name)
+    return Added(load_design(slug, root), tuple(report.notes) + tuple(notices))
+
+
+def remix_design(
+    parent_slug: str,
+    slug: str,
+    file: Path,
+    name: str,
+    author: str,
+    license: str | None = None,
+    version: str = "1.0",
+    description: str = "",
+    tags: tuple[str, ...] | None = None,
+    directory: Path | None = None,
+) -> Added:
+    """Add ``file`` as a remix of ``parent_slug``; the license defaults to the parent's."""
+    parent = load_design(parent_slug, directory)
+    record = DesignRecord(
+        name=name,
+        author=author,
+        license=license or parent.license,
+        version=version,
+        mesh=Path(file).name,
+        description=description or f"remix of {parent.name} v{parent.version}",
+        tags=parent.tags if tags is None else tags,
+        remix_of=parent.slug,
+        source_url=None,
+    )
+    return add_design(Path(file), slug, record, directory)
