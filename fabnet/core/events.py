@@ -1,0 +1,203 @@
+"""Task events as values: what the hub decided or an agent reported about one task.
+
+Each event carries ``event_id`` (the MQTT message id, uuid4 hex) so that applying it is
+idempotent. Agent events name the machine and the ``offer_no`` they answer; an answer to an
+older offer is stale. Fields are validated on construction and raise ``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fabnet.core.ids import new_id
+from fabnet.errors import InvalidInput
+
+DEFAULT_LEASE_S = 60.0
+DEFAULT_OFFER_S = 30.0
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise InvalidInput(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOffered:
+    """Hub offers a queued task to ``machine_id``; the offer lapses after ``offer_s`` seconds."""
+
+    machine_id: str
+    offer_s: float = DEFAULT_OFFER_S
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        _positive("offer_s", self.offer_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskAccepted:
+    """Agent accepts offer ``offer_no``: the task is claimed under a lease of ``lease_s``."""
+
+    machine_id: str
+    offer_no: int
+    lease_s: float = DEFAULT_LEASE_S
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        _positive("lease_s", self.lease_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskDeclined:
+    """Agent declines offer ``offer_no``; the task goes back to the queue."""
+
+    machine_id: str
+    offer_no: int
+    reason: str = ""
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferTimedOut:
+    """Hub's sweep: an offer was not answered in time (ignored until ``offer_until``)."""
+
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskAssigned:
+    """Hub sent ``task.assign`` (artifact URL) for a claim: claimed → preparing."""
+
+    machine_id: str
+    offer_no: int
+    lease_s: float = DEFAULT_LEASE_S
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        _positive("lease_s", self.lease_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskStarted:
+    """Agent started the machine on the task: → running; the lease is extended."""
+
+    machine_id: str
+    offer_no: int
+    lease_s: float = DEFAULT_LEASE_S
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        _positive("lease_s", self.lease_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskProgressed:
+    """Agent reports ``fraction`` (0..1) done; the lease is extended by ``lease_s``."""
+
+    machine_id: str
+    offer_no: int
+    fraction: float
+    lease_s: float = DEFAULT_LEASE_S
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        _positive("lease_s", self.lease_s)
+        if not 0.0 <= self.fraction <= 1.0:
+            raise InvalidInput(f"fraction must be 0..1, got {self.fraction!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted:
+    """Agent finished the task: → done, once; ``grams`` of material, ``machine_hours`` used."""
+
+    machine_id: str
+    offer_no: int
+    grams: float
+    machine_hours: float
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if self.grams < 0:
+            raise InvalidInput(f"grams must be >= 0, got {self.grams!r}")
+        if self.machine_hours < 0:
+            raise InvalidInput(f"machine_hours must be >= 0, got {self.machine_hours!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed:
+    """Agent could not do the task (refused artifact, machine error, …): the attempt fails."""
+
+    machine_id: str
+    offer_no: int
+    reason: str = ""
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaseExpired:
+    """Hub's sweep: the holder's lease ran out (ignored if it was extended meanwhile)."""
+
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineWentOffline:
+    """Hub saw ``machine_id`` go offline (status or its agent's Last Will)."""
+
+    machine_id: str
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCancelled:
+    """Someone cancelled the task (or its job); any non-final state → cancelled."""
+
+    reason: str = ""
+    event_id: str = field(default_factory=new_id)
+
+
+TaskEvent = (
+    TaskOffered
+    | TaskAccepted
+    | TaskDeclined
+    | OfferTimedOut
+    | TaskAssigned
+    | TaskStarted
+    | TaskProgressed
+    | TaskCompleted
+    | TaskFailed
+    | LeaseExpired
+    | MachineWentOffline
+    | TaskCancelled
+)
+
+# Events an agent sends about the offer it holds; the rest come from the hub itself.
+AgentEvent = (
+    TaskAccepted
+    | TaskDeclined
+    | TaskAssigned
+    | TaskStarted
+    | TaskProgressed
+    | TaskCompleted
+    | TaskFailed
+)
+
+
+def event_kind(event: TaskEvent) -> str:
+    """The dotted name of an event as recorded in the store, e.g. ``task.completed``."""
+    return EVENT_KINDS[type(event)]
+
+
+EVENT_KINDS: dict[type, str] = {
+    TaskOffered: "task.offered",
+    TaskAccepted: "task.accepted",
+    TaskDeclined: "task.declined",
+    OfferTimedOut: "task.offer_timed_out",
+    TaskAssigned: "task.assigned",
+    TaskStarted: "task.started",
+    TaskProgressed: "task.progress",
+    TaskCompleted: "task.completed",
+    TaskFailed: "task.failed",
+    LeaseExpired: "task.lease_expired",
+    MachineWentOffline: "machine.offline",
+    TaskCancelled: "task.cancelled",
+}

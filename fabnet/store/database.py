@@ -1,0 +1,93 @@
+"""Engine and sessions: SQLite pragmas and writer locking, PostgreSQL pooling, transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fabnet.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///var/fabnet.db"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_WRITE = "fabnet_write"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL + foreign keys on connect; writers open with ``BEGIN IMMEDIATE``.
+
+    pysqlite's own transaction handling is switched off so that we emit BEGIN ourselves:
+    a write transaction takes SQLite's write lock up front, so two hub threads cannot both
+    read a task and then race to update it (the second waits, up to the busy timeout).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; for a SQLite file its folder is created. Raises ``ConfigError``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database url is not valid: {url!r} ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        )
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+class Database:
+    """An engine and its session factory; hands out read and write transactions.
+
+    Thread-safe: every transaction gets its own ``Session`` from the factory.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in a write transaction, committed on exit, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            session.connection(execution_options={_WRITE: True})
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in a read transaction."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,77 @@
+"""``Store``: the one object the hub and the web layer use to reach the database."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from fabnet.core.events import TaskEvent
+from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
+from fabnet.core.matching import TaskRequest
+from fabnet.core.tasks import Outcome, Transition
+from fabnet.store.catalog import Catalog
+from fabnet.store.database import DEFAULT_URL, Database
+from fabnet.store.jobs import Jobs
+from fabnet.store.ledger import Ledger
+from fabnet.store.models import Base
+from fabnet.store.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """The repository, in four parts sharing one database:
+
+    ``catalog`` (makers, machines, designs), ``jobs`` (submit, get, find, cancel), ``tasks``
+    (get, find, queued, apply_event, expire_leases, expire_offers, machine_offline) and
+    ``ledger`` (entries, totals, series, recent_hours_by_maker). The most used calls are
+    also here. Thread-safe; every call is its own transaction.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, create_tables: bool = True) -> None:
+        self.db = Database(url)
+        if create_tables:
+            self.create_tables()
+        self.catalog = Catalog(self.db)
+        self.tasks = Tasks(self.db)
+        self.jobs = Jobs(self.db, self.tasks)
+        self.ledger = Ledger(self.db)
+
+    def create_tables(self) -> None:
+        """Create missing tables (existing ones are left as they are)."""
+        Base.metadata.create_all(self.db.engine)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.dispose()
+
+    def apply_event(self, task_id: str, event: TaskEvent, now: datetime) -> Outcome:
+        """See ``Tasks.apply_event``."""
+        return self.tasks.apply_event(task_id, event, now)
+
+    def expire_leases(self, now: datetime) -> list[Transition]:
+        """See ``Tasks.expire_leases``."""
+        return self.tasks.expire_leases(now)
+
+    def queued_tasks(self, limit: int = 1000) -> list[TaskRequest]:
+        """See ``Tasks.queued``."""
+        return self.tasks.queued(limit)
+
+    def ledger_totals(
+        self,
+        by: LedgerKey | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Totals]:
+        """See ``Ledger.totals``."""
+        return self.ledger.totals(by, since, until)
+
+    def ledger_series(
+        self,
+        since: datetime,
+        until: datetime,
+        bucket: timedelta,
+        by: LedgerKey = LedgerKey.MATERIAL,
+    ) -> list[SeriesPoint]:
+        """See ``Ledger.series``."""
+        return self.ledger.series(since, until, bucket, by)
