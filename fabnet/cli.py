@@ -23,6 +23,12 @@ COMMANDS: dict[str, str] = {
     "print": "fabnet.drivers.cli:print_command",
     "sim": "fabnet.sim.cli:sim",
     "demo": "fabnet.demo:demo_command",
+    "hub": "fabnet.hub.cli:hub_command",
+    "agent": "fabnet.agent.cli:agent_command",
+    "init": "fabnet.hub.cli:init",
+    "submit": "fabnet.hub.cli:submit_command",
+    "jobs": "fabnet.hub.cli:jobs",
+    "broker-config": "fabnet.bus.cli:broker_config_command",
 }
 
 

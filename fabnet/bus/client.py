@@ -1,0 +1,394 @@
+"""``BusClient``: the paho-mqtt 2 wrapper the hub and the agents talk through (MQTT v5, QoS 1).
+
+Thread model: paho's loop thread (started by ``start``) runs every handler. A handler must
+return quickly — the hub and the agent hand each message to their own worker — because while it
+runs no other message is read and its PUBACK is not sent. ``publish`` may be called from any
+thread, also while disconnected: QoS 1 messages wait in paho's bounded queue and go out after
+the reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from fabnet.bus.messages import DropReason, InvalidMessage, Message, decode_at, encode
+from fabnet.bus.topics import Topic, check_id, parse, strip_share
+from fabnet.errors import Conflict, InvalidInput
+
+log = logging.getLogger(__name__)
+paho_log = logging.getLogger(f"{__name__}.paho")
+
+Handler = Callable[[Topic, Message], None]
+_LOG_EVERY = 1000  # after the first 100 drops of one reason, log one line per this many
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    """How to reach the broker and who we are there. ``client_id`` must be stable across
+    restarts (it names the persistent session); the agent's ``username`` is its agent id."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    client_id: str
+    keepalive_s: int = 30
+    session_expiry_s: int = 86_400
+    max_queued: int = 10_000  # QoS 1 messages waiting for the broker, in flight included
+    max_inflight: int = 20
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 30
+
+
+@dataclass(frozen=True)
+class BusCounters:
+    """A snapshot of what one client did since it was made."""
+
+    received: int = 0  # messages that arrived, valid or not
+    handled: int = 0  # passed to a handler that returned normally
+    published: int = 0  # accepted by publish() (sent or queued)
+    dropped: Mapping[str, int] = field(default_factory=dict)  # received, per DropReason value
+    handler_errors: int = 0
+    refused: int = 0  # publishes or subscriptions the broker refused, or a full queue
+    connects: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+class Delivery:
+    """One publish: ``wait`` blocks until the broker acknowledged it (QoS 1) or it was sent."""
+
+    def __init__(self, info: mqtt.MQTTMessageInfo) -> None:
+        self._info = info
+
+    @property
+    def mid(self) -> int:
+        return self._info.mid
+
+    @property
+    def done(self) -> bool:
+        try:
+            return self._info.is_published()
+        except (RuntimeError, ValueError):  # QoS 0 while offline: never sent
+            return False
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds; True once acknowledged."""
+        try:
+            self._info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            return False
+        return self.done
+
+
+class BusClient:
+    """One broker connection with persistent session, Last Will, retained status and handlers.
+
+    Typical use::
+
+        bus = BusClient(settings, will=(topics.agent_status(a), AgentStatus(state=OFFLINE, ...)))
+        bus.subscribe(topics.agent_commands(a), on_command)   # before start(): no message missed
+        bus.start()
+        bus.publish_status(topics.agent_status(a), AgentStatus(state=ONLINE, ...))
+        bus.publish(topics.machine_events(a, m), TaskStarted(...))
+        bus.stop(send_will=True)
+    """
+
+    def __init__(self, settings: BusSettings, *, will: tuple[str, Message] | None = None) -> None:
+        self.settings = check_settings(settings)
+        self._will = will
+        self._lock = threading.Lock()  # subscriptions and retained statuses
+        self._count_lock = threading.Lock()  # counters and pending deliveries
+        self._subs: dict[str, tuple[int, str, Handler]] = {}  # filter -> qos, plain filter, fn
+        self._statuses: dict[str, Message] = {}
+        self._pending: list[Delivery] = []
+        self._connected = threading.Event()
+        self._ever_connected = False
+        self._started = False
+        self._stopping = False
+        self._last_error: str | None = None
+        self._n: dict[str, int] = dict.fromkeys(
+            ("received", "handled", "published", "handler_errors", "refused", "connects"), 0
+        )
+        self._dropped: dict[str, int] = {}
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        client.username_pw_set(s.username, s.password)
+        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
+        client.max_queued_messages_set(s.max_queued)
+        client.max_inflight_messages_set(s.max_inflight)
+        client.on_log = self._on_log
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # -- public API -------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Call ``handler(topic, message)`` on paho's thread for each valid message matching
+        ``topic_filter`` (``$share/group/...`` allowed). Kept across reconnects."""
+        with self._lock:
+            self._subs[topic_filter] = (qos, strip_share(topic_filter), handler)
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, options=SubscribeOptions(qos=qos))
+
+    def publish(self, topic: str, msg: Message, *, qos: int = 1, retain: bool = False) -> Delivery:
+        """Send ``msg``; safe while disconnected (QoS 1 is queued, QoS 0 is dropped).
+
+        Raises InvalidInput if ``msg`` is not valid, Conflict if the queue is full."""
+        info = self._client.publish(topic, encode(msg), qos=qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            self._count("refused")
+            raise Conflict(
+                f"bus queue full ({self.settings.max_queued} messages waiting for the broker); "
+                f"{msg.TYPE} to {topic} not sent"
+            )
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0:
+            # paho has queued it for the reconnect but leaves NO_CONN on the handle, which
+            # would make wait_for_publish raise; the handle completes on the PUBACK.
+            info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        delivery = Delivery(info)
+        with self._count_lock:
+            self._n["published"] += 1
+            if qos > 0:
+                self._pending = [d for d in self._pending if not d.done]
+                self._pending.append(delivery)
+        return delivery
+
+    def publish_status(self, topic: str, msg: Message) -> Delivery:
+        """Publish retained state (QoS 1) and remember it: after every reconnect it is published
+        again with a fresh id and time, so the broker's copy survives a broker restart."""
+        with self._lock:
+            self._statuses[topic] = msg
+            return self.publish(topic, msg, qos=1, retain=True)
+
+    def start(self) -> None:
+        """Connect in the background (clean start off, session expiry) and keep reconnecting
+        with backoff until ``stop``. Raises Conflict if already started."""
+        if self._started:
+            raise Conflict(f"bus client {self.settings.client_id} is already started")
+        self._started = True
+        self._stopping = False
+        self._refresh_will()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        s = self.settings
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected (at most ``timeout_s`` seconds); True if connected."""
+        return self._connected.wait(timeout_s)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt was refused or lost, if it was."""
+        return self._last_error
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every QoS 1 message published so far is acknowledged; True if all were."""
+        deadline = time.monotonic() + timeout_s
+        with self._count_lock:
+            pending = list(self._pending)
+        return all(d.wait(max(0.0, deadline - time.monotonic())) for d in pending)
+
+    def stop(self, *, send_will: bool = False, flush_timeout_s: float = 5.0) -> None:
+        """Flush (if connected), disconnect and stop the loop thread. With ``send_will`` the
+        broker publishes our Last Will as if we had vanished (MQTT v5 reason 0x04); the session
+        is kept either way, so commands sent meanwhile wait for the next start."""
+        if not self._started:
+            return
+        self._stopping = True
+        if self.connected:
+            self.flush(flush_timeout_s)
+        reason = None
+        if send_will:
+            reason = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+        self._client.disconnect(reasoncode=reason)
+        self._client.loop_stop()
+        self._connected.clear()
+        self._started = self._stopping = False
+
+    def counters(self) -> BusCounters:
+        """A consistent snapshot of the counters."""
+        with self._count_lock:
+            return BusCounters(dropped=dict(self._dropped), **self._n)
+
+    def __enter__(self) -> BusClient:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- paho callbacks (loop thread) ---------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        with self._count_lock:
+            self._n[name] += 1
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        # paho logs "Client is not connected" as an error when stopped while offline: noise.
+        if level == mqtt.MQTT_LOG_ERR and not (self._stopping and "not connected" in text):
+            paho_log.warning("%s: %s", self.settings.client_id, text)
+        else:
+            paho_log.debug("%s: %s", self.settings.client_id, text)
+
+    def _refresh_will(self) -> None:
+        # A new id per connection: two Last Wills with one id would look like one to a hub
+        # that de-duplicates by id. Its ts is when the connection was set up, not when it fired.
+        if self._will is not None:
+            topic, msg = self._will
+            self._client.will_set(topic, encode(msg.restamped()), qos=1, retain=True)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        rc: ReasonCode,
+        props: Any,
+    ) -> None:
+        if rc.is_failure:
+            self._last_error = f"broker refused the connection: {rc}"
+            log.warning("%s: %s", self.settings.client_id, self._last_error)
+            return
+        first = not self._ever_connected
+        self._ever_connected = True
+        self._count("connects")
+        log.info(
+            "%s connected to %s:%d (session present: %s)",
+            self.settings.client_id,
+            self.settings.host,
+            self.settings.port,
+            flags.session_present,
+        )
+        with self._lock:
+            # The first connect of this object subscribes even to a present session: the
+            # filters may be new, and it brings the retained state a starting process needs.
+            # Mosquitto 2.0.11 drops shared subscriptions when it restores a session from its
+            # persistence file yet reports the session present: those are always renewed.
+            subs = [
+                (f, SubscribeOptions(qos=q))
+                for f, (q, plain, _) in self._subs.items()
+                if first or not flags.session_present or plain != f
+            ]
+            if subs:
+                client.subscribe(subs)
+            for topic, msg in self._statuses.items():
+                fresh = msg.restamped()
+                self._statuses[topic] = fresh
+                client.publish(topic, encode(fresh), qos=1, retain=True)
+        self._connected.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and rc.value != 0:
+            self._last_error = f"connection lost: {rc}"
+            log.warning("%s: %s; reconnecting", self.settings.client_id, self._last_error)
+        if self._started:
+            self._refresh_will()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
+    ) -> None:
+        if rc.is_failure:
+            self._count("refused")
+            log.warning("%s: broker refused message %d: %s", self.settings.client_id, mid, rc)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any
+    ) -> None:
+        for rc in rcs:
+            if rc.is_failure:
+                self._count("refused")
+                log.warning("%s: broker refused a subscription: %s", self.settings.client_id, rc)
+
+    def _drop(self, reason: DropReason, topic: str, detail: str) -> None:
+        with self._count_lock:
+            n = self._dropped.get(reason.value, 0) + 1
+            self._dropped[reason.value] = n
+        if n <= 100 or n % _LOG_EVERY == 0:
+            log.warning("dropped message #%d (%s) on %.120s: %s", n, reason.value, topic, detail)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._count("received")
+        try:
+            topic_name = message.topic
+            where = parse(topic_name)
+            msg = decode_at(where, bytes(message.payload))
+        except UnicodeDecodeError:
+            self._drop(DropReason.BAD_TOPIC, "<undecodable>", "topic is not UTF-8")
+            return
+        except InvalidMessage as exc:
+            self._drop(exc.reason, topic_name, str(exc))
+            return
+        handler = self._handler_for(topic_name)
+        if handler is None:
+            self._drop(DropReason.UNHANDLED, topic_name, "no handler for this topic")
+            return
+        try:
+            handler(where, msg)
+        except Exception:  # top of paho's loop thread: a handler bug must not end the loop
+            self._count("handler_errors")
+            log.exception("handler for %s failed on %s %s", topic_name, msg.TYPE, msg.id)
+            return
+        self._count("handled")
+
+    def _handler_for(self, topic: str) -> Handler | None:
+        with self._lock:
+            for _qos, plain, handler in self._subs.values():
+                if mqtt.topic_matches_sub(plain, topic):
+                    return handler
+        return None
+
+
+def check_settings(settings: BusSettings) -> BusSettings:
+    """Range-check ``settings``; raises InvalidInput naming the bad field."""
+    check_id(settings.client_id, "client_id")
+    if not 0 < settings.port < 65536:
+        raise InvalidInput(f"broker port must be 1..65535, got {settings.port}")
+    if not settings.username or not settings.password:
+        raise InvalidInput("broker username and password must not be empty")
+    if not 5 <= settings.keepalive_s <= 3600:
+        raise InvalidInput(f"keepalive_s must be 5..3600, got {settings.keepalive_s}")
+    if not 1 <= settings.reconnect_min_s <= settings.reconnect_max_s:
+        raise InvalidInput("reconnect_min_s must be >= 1 and <= reconnect_max_s")
+    return settings
