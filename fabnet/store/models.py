@@ -12,6 +12,7 @@ from fabnet.store.columns import UTCDateTime
 
 ID = String(32)  # uuid4 hex
 EVENT_ID = String(64)  # MQTT message ids: uuid4, hex or dashed
+PEER_ID = String(130)  # makers are agent ids, machines "<agent>/<machine>" (64 + 1 + 64)
 SHA256 = String(64)
 
 
@@ -23,14 +24,14 @@ class Base(DeclarativeBase):
 
 class MakerRow(Base):
     __tablename__ = "makers"
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(PEER_ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
 
 
 class MachineRow(Base):
     __tablename__ = "machines"
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(PEER_ID, primary_key=True)
     maker_id: Mapped[str] = mapped_column(ForeignKey("makers.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(8))
@@ -150,8 +151,8 @@ class LedgerRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), unique=True)  # done once
     job_id: Mapped[str] = mapped_column(ID, index=True)
-    maker_id: Mapped[str] = mapped_column(ID, index=True)
-    machine_id: Mapped[str] = mapped_column(ID)
+    maker_id: Mapped[str] = mapped_column(PEER_ID, index=True)
+    machine_id: Mapped[str] = mapped_column(PEER_ID)
     design_id: Mapped[str] = mapped_column(SHA256, index=True)
     material: Mapped[str] = mapped_column(String(32))
     grams: Mapped[float]

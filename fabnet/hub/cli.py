@@ -1,0 +1,187 @@
+"""Command line of the hub and of requesters: ``fabnet hub``, ``submit``, ``jobs``, ``init``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fabnet.config import load_hub_config
+from fabnet.hub.rest_client import HubClient
+
+HUB_URL = click.option(
+    "--hub",
+    "hub_url",
+    envvar="FABNET_HUB_URL",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="The hub's base URL.",
+)
+TOKEN = click.option(
+    "--token", envvar="FABNET_TOKEN", required=True, help="API token ($FABNET_TOKEN)."
+)
+
+
+@click.command("hub")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
+def hub_command(config_path: Path) -> None:
+    """Run a hub: REST API, scheduler and MQTT dispatcher."""
+    from fabnet.hub.process import run_hub
+
+    run_hub(load_hub_config(config_path))
+
+
+@click.command("submit")
+@click.argument("design")
+@click.option("--quantity", type=int, required=True)
+@click.option("--material", required=True)
+@click.option("--quality", type=click.Choice(["draft", "normal", "fine"]), default="normal")
+@click.option("--priority", type=int, default=0)
+@click.option(
+    "--deadline", default=None, help="ISO-8601 time with zone, e.g. 2026-12-24T12:00+00:00"
+)
+@click.option("--requester", default="cli", show_default=True)
+@HUB_URL
+@TOKEN
+def submit_command(
+    design: str,
+    quantity: int,
+    material: str,
+    quality: str,
+    priority: int,
+    deadline: str | None,
+    requester: str,
+    hub_url: str,
+    token: str,
+) -> None:
+    """Ask the network for QUANTITY copies of DESIGN (a library slug or design id)."""
+    body = {
+        "design": design,
+        "quantity": quantity,
+        "material": material,
+        "quality": quality,
+        "priority": priority,
+        "deadline": deadline,
+        "requester": requester,
+    }
+    job = HubClient(hub_url, token).call("POST", "/jobs", body)
+    click.echo(
+        f"job {job['id']}: {job['quantity']} x {design} in {job['material']} ({job['state']})"
+    )
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """List, show, follow and cancel jobs on a hub."""
+
+
+@jobs.command("list")
+@HUB_URL
+@TOKEN
+def jobs_list(hub_url: str, token: str) -> None:
+    for job in HubClient(hub_url, token).call("GET", "/jobs"):
+        click.echo(_job_line(job))
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--follow", is_flag=True, help="Show a progress bar until the job ends.")
+@HUB_URL
+@TOKEN
+def jobs_show(job_id: str, follow: bool, hub_url: str, token: str) -> None:
+    client = HubClient(hub_url, token)
+    job = client.call("GET", f"/jobs/{job_id}")
+    click.echo(_job_line(job))
+    if not follow:
+        for task in job["task_list"]:
+            click.echo(
+                f"  {task['id']} {task['state']:<10} {task['machine'] or '-':<30} "
+                f"{100 * task['progress']:5.1f} %"
+            )
+        return
+    with click.progressbar(length=job["quantity"], label="parts done") as bar:
+        done = 0
+        while job["state"] not in ("done", "failed", "cancelled"):
+            time.sleep(1.0)
+            job = client.call("GET", f"/jobs/{job_id}")
+            bar.update(job["done"] - done)
+            done = job["done"]
+    click.echo(_job_line(job))
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@HUB_URL
+@TOKEN
+def jobs_cancel(job_id: str, hub_url: str, token: str) -> None:
+    click.echo(_job_line(HubClient(hub_url, token).call("POST", f"/jobs/{job_id}/cancel")))
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    tasks = " ".join(f"{k}:{v}" for k, v in sorted(job["tasks"].items()))
+    return (
+        f"{job['id']} {job['state']:<11} {job['done']}/{job['quantity']} "
+        f"{job['material']:<8} [{tasks}]"
+    )
+
+
+HUB_EXAMPLE = """# fabnet hub configuration. Every key is checked; an unknown key is an error.
+# Environment variables override keys: FABNET_BROKER_URL, FABNET_DATABASE_URL, ...
+
+[hub]
+id = "hub"                 # names this hub on the bus (fabnet/v1/hub/status)
+data_dir = "var/hub"       # artifacts (G-code) and the token secret live here
+lease_s = 120              # a claimed task returns to the queue this long after its last sign of life
+offer_timeout_s = 60       # an unanswered offer lapses after this (10x for makers who decide by hand)
+max_attempts = 3           # failed, expired or abandoned attempts before a task fails for good
+sweep_interval_s = 2       # how often leases and offers are swept and queued work is offered
+slicer = "builtin"         # builtin | prusaslicer | curaengine (CNC machines always get toolpaths)
+
+[broker]
+url = "mqtt://127.0.0.1:1883"
+username = "hub"
+password = "change-me"     # see `fabnet broker-config`
+
+[database]
+url = "sqlite:///var/fabnet.db"   # or postgresql+psycopg2://user@host/fabnet
+
+[http]
+host = "127.0.0.1"
+port = 5000
+public_url = ""            # how agents reach this hub; empty = http://host:port
+api_token = "change-me-too"
+"""
+
+
+@click.group("init")
+def init() -> None:
+    """Write a commented example configuration."""
+
+
+@init.command("hub")
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), default=Path("hub.toml"), show_default=True
+)
+def init_hub(out: Path) -> None:
+    """Write an example hub.toml."""
+    _write_new(out, HUB_EXAMPLE)
+
+
+@init.command("agent")
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), default=Path("agent.toml"), show_default=True
+)
+def init_agent(out: Path) -> None:
+    """Write an example agent.toml."""
+    from fabnet.agent.cli import EXAMPLE_AGENT_TOML
+
+    _write_new(out, EXAMPLE_AGENT_TOML)
+
+
+def _write_new(path: Path, text: str) -> None:
+    if path.exists():
+        raise click.ClickException(f"{path} exists; not overwriting it")
+    path.write_text(text)
+    click.echo(f"wrote {path}")

@@ -1,0 +1,125 @@
+"""The hub's view of the design library: content-addressed designs registered in the store,
+with the estimates matching needs (part size, hours and grams per part)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fabnet.core.designs import Design as CoreDesign
+from fabnet.errors import InvalidInput, NotFound
+from fabnet.library.design import Design, design_facts, list_designs, resolve_design
+from fabnet.library.mesh_checks import MeshFacts
+from fabnet.profiles import CncMaterial, load_materials
+from fabnet.store import Store
+
+log = logging.getLogger(__name__)
+
+# Rough estimating constants, used only to match tasks against makers' limits (max task
+# hours) before G-code exists; the ledger always records what the G-code really used.
+FDM_SHELL_FILL = 0.45  # share of the part's volume printed solid at 2 walls + 20 % infill
+FDM_RATE_MM3_S = 4.0  # effective volumetric rate of a hobby printer, travel included
+FDM_OVERHEAD_S = 240.0  # heating, homing, purge
+CNC_OVERHEAD_S = 60.0
+
+
+@dataclass(frozen=True)
+class DesignEntry:
+    """A library design known to the hub, with its mesh facts."""
+
+    design: Design
+    facts: MeshFacts
+
+    @property
+    def design_id(self) -> str:
+        return self.design.sha256
+
+
+class DesignCatalog:
+    """Designs the hub can make, by content id (sha256) and by slug."""
+
+    def __init__(self, store: Store, library_dir: Path | None = None) -> None:
+        self._store = store
+        self._library_dir = library_dir
+        self._by_id: dict[str, DesignEntry] = {}
+        self._lock = threading.Lock()
+
+    def register_library(self, now: datetime) -> int:
+        """Register every library design in the store; returns how many there are."""
+        for design in list_designs(self._library_dir):
+            self.register(design, now)
+        return len(self._by_id)
+
+    def register(self, design: Design, now: datetime) -> DesignEntry:
+        with self._lock:
+            if design.sha256 in self._by_id:
+                return self._by_id[design.sha256]
+        facts = design_facts(design)
+        entry = DesignEntry(design, facts)
+        core = CoreDesign(
+            design_id=design.sha256,
+            name=design.name,
+            bbox_mm=facts.size_mm,
+            author=design.author,
+            license=design.license,
+            version=design.version,
+            tags=design.tags,
+            triangles=facts.triangles,
+            volume_mm3=facts.volume_mm3,
+            watertight=facts.watertight,
+        )
+        try:
+            self._store.catalog.get_design(design.sha256)
+        except NotFound:
+            self._store.catalog.add_design(core, now)
+        with self._lock:
+            self._by_id[design.sha256] = entry
+        return entry
+
+    def resolve(self, ref: str) -> DesignEntry:
+        """A design by content id or library slug; NotFound naming the reference otherwise."""
+        with self._lock:
+            if ref in self._by_id:
+                return self._by_id[ref]
+            for entry in self._by_id.values():
+                if entry.design.slug == ref:
+                    return entry
+        if "/" in ref or ref.endswith((".stl", ".3mf", ".obj")):
+            raise InvalidInput(f"design must be a library slug or design id, got {ref!r}")
+        return self.register(resolve_design(ref, self._library_dir), _now())
+
+    def get(self, design_id: str) -> DesignEntry:
+        with self._lock:
+            entry = self._by_id.get(design_id)
+        if entry is None:
+            raise NotFound(f"unknown design id {design_id!r}")
+        return entry
+
+    def entries(self) -> list[DesignEntry]:
+        with self._lock:
+            return sorted(self._by_id.values(), key=lambda e: e.design.slug)
+
+
+def estimate_part(facts: MeshFacts, material_name: str) -> tuple[float, float]:
+    """(hours, grams) to make one part in ``material_name``: a rough figure for matching."""
+    material = load_materials().get(material_name)
+    if isinstance(material, CncMaterial):
+        x, y, _ = facts.size_mm
+        passes = max(1.0, material.thickness_mm / material.depth_per_pass_mm)
+        cut_mm = 2.0 * (x + y) * passes
+        seconds = CNC_OVERHEAD_S + 60.0 * cut_mm / material.feed_mm_min
+        grams = x * y * material.thickness_mm / 1000.0 * material.density_g_cm3
+        return seconds / 3600.0, grams
+    solid_mm3 = facts.volume_mm3 * FDM_SHELL_FILL
+    seconds = FDM_OVERHEAD_S + solid_mm3 / FDM_RATE_MM3_S
+    grams = solid_mm3 / 1000.0 * material.density_g_cm3
+    return seconds / 3600.0, grams
+
+
+def _now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)

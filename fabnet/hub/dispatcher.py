@@ -1,0 +1,360 @@
+"""The dispatcher: the one place the hub changes task and machine state.
+
+Bus handlers (paho's thread) and the scheduler only put work into ``inbox``; one worker thread
+takes it out and applies it, so there is exactly one writer of hub state in the process. The
+slow part, producing G-code for an accepted task, runs on a small pool and comes back to the
+inbox as an "assign" step.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from fabnet.bus import messages as msg
+from fabnet.bus import topics
+from fabnet.bus.client import BusClient
+from fabnet.bus.topics import Topic, TopicKind
+from fabnet.core import events as ev
+from fabnet.core.jobs import Quality
+from fabnet.core.matching import MachineIndex
+from fabnet.core.states import MachineState
+from fabnet.core.tasks import Transition
+from fabnet.errors import FabnetError, NotFound
+from fabnet.hub.artifacts import ArtifactStore
+from fabnet.hub.designs import DesignCatalog
+from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
+from fabnet.store import Store
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[], None]
+FAIRNESS_REFRESH = timedelta(seconds=30)
+MATCH_BATCH = 500
+
+
+class Dispatcher:
+    """Applies agents' messages and the scheduler's ticks to the store, and sends commands."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: BusClient,
+        designs: DesignCatalog,
+        artifacts: ArtifactStore,
+        public_url: str,
+        lease_s: float,
+        offer_timeout_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._designs = designs
+        self._artifacts = artifacts
+        self._public_url = public_url.rstrip("/")
+        self._lease_s = lease_s
+        self._offer_s = offer_timeout_s
+        self._clock = clock
+        self._index = MachineIndex()
+        self._fairness_at: datetime | None = None
+        self._offered_to: dict[str, str] = {}  # task id -> machine holding its open offer
+        self._inbox: queue.Queue[Work | None] = queue.Queue()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub-produce")
+        self._thread = threading.Thread(target=self._work, name="hub-dispatch", daemon=True)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for machine in self._store.catalog.list_machines():
+            self._index.upsert(machine)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, work: Work) -> None:
+        """Run ``work`` on the dispatcher thread."""
+        self._inbox.put(work)
+
+    def _work(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            try:
+                item()
+            except Exception:  # noqa: BLE001 - the top of a worker loop: log and go on
+                log.exception("dispatcher step failed")
+
+    # -- bus entry points (paho's thread: hand over, never block) --------------------------
+
+    def on_message(self, topic: Topic, message: msg.Message) -> None:
+        self.submit(lambda: self._handle(topic, message))
+
+    def tick(self) -> None:
+        """Scheduler entry point: sweep leases and offers, then offer queued work."""
+        self.submit(self._tick)
+
+    # -- the worker's steps -----------------------------------------------------------------
+
+    def _handle(self, topic: Topic, message: msg.Message) -> None:
+        now = self._clock()
+        if topic.agent is None:
+            log.debug("ignoring %s on %s", message.TYPE, topic)
+            return
+        if isinstance(message, msg.AgentStatus):
+            self._on_agent_status(topic.agent, message, now)
+        elif isinstance(message, msg.MachineStatus):
+            self._on_machine_status(topic.agent, message, now)
+        elif isinstance(message, msg.TaskEvent):
+            self._on_task_event(topic.agent, message, now)
+        elif topic.kind is not TopicKind.TELEMETRY:
+            log.debug("ignoring %s on %s", message.TYPE, topic)
+
+    def _ensure_maker(self, agent: str, now: datetime) -> None:
+        try:
+            self._store.catalog.get_maker(agent)
+        except NotFound:
+            self._store.catalog.add_maker(agent, now, maker_id=agent)
+
+    def _on_agent_status(self, agent: str, status: msg.AgentStatus, now: datetime) -> None:
+        if status.state is msg.AgentState.ONLINE:
+            return
+        log.info("agent %s went offline: requeueing its work", agent)
+        for machine in self._store.catalog.list_machines(maker_id=agent):
+            for moved in self._store.tasks.machine_offline(machine.machine_id, now):
+                log.info("task %s back to %s (machine offline)", moved.task.task_id, moved.to_state)
+            self._refresh_machine(machine.machine_id)
+
+    def _on_machine_status(self, agent: str, status: msg.MachineStatus, now: datetime) -> None:
+        self._ensure_maker(agent, now)
+        machine = machine_from_status(agent, status, now)
+        self._store.catalog.upsert_machine(machine)
+        if machine.state is MachineState.OFFLINE:
+            self._store.tasks.machine_offline(machine.machine_id, now)
+        self._index.upsert(machine)
+
+    def _refresh_machine(self, machine_id: str) -> None:
+        try:
+            self._index.upsert(self._store.catalog.get_machine(machine_id))
+        except NotFound:
+            self._index.remove(machine_id)
+
+    def _on_task_event(self, agent: str, event: msg.TaskEvent, now: datetime) -> None:
+        machine_id = hub_machine_id(agent, event.machine)
+        core = _core_event(event, machine_id, self._lease_s)
+        if core is None:
+            return
+        outcome = self._store.apply_event(event.task_id, core, now)
+        if isinstance(event, msg.TaskAccepted | msg.TaskDeclined):
+            self._offered_to.pop(event.task_id, None)
+        if not isinstance(outcome, Transition):
+            log.debug("event %s on task %s ignored: %s", event.TYPE, event.task_id, outcome)
+            if isinstance(event, msg.TaskAccepted | msg.TaskStarted | msg.TaskProgress):
+                # the agent works on something the hub no longer gives it: tell it to stop
+                self._send(machine_id, msg.TaskCancel, event.task_id, event.attempt)
+            self._refresh_machine(machine_id)
+            return
+        log.info(
+            "task %s: %s -> %s (%s)",
+            event.task_id,
+            outcome.from_state,
+            outcome.to_state,
+            outcome.cause,
+        )
+        if isinstance(event, msg.TaskAccepted):
+            self._produce(outcome)
+        elif outcome.to_state.is_final or outcome.to_state.value == "queued":
+            self._refresh_machine(machine_id)
+
+    def _produce(self, claimed: Transition) -> None:
+        task = claimed.task
+        job = self._store.jobs.get(task.job_id).spec
+        machine = self._store.catalog.get_machine(task.machine_id or "")
+        entry = self._designs.get(job.design_id)
+
+        def produce() -> None:
+            try:
+                artifact = self._artifacts.produce(
+                    entry, machine.profile, job.material, Quality(job.quality), job.parts_per_task
+                )
+            except FabnetError as exc:
+                log.warning("cannot produce task %s for %s: %s", task.task_id, machine.profile, exc)
+                reason = str(exc)
+                self.submit(
+                    lambda: self._fail_production(
+                        task.task_id, machine.machine_id, task.offer_no, reason
+                    )
+                )
+                return
+            self.submit(
+                lambda: self._assign(
+                    task.task_id, machine.machine_id, task.offer_no, machine.profile, artifact
+                )
+            )
+
+        self._pool.submit(produce)
+
+    def _fail_production(self, task_id: str, machine_id: str, offer_no: int, reason: str) -> None:
+        event = ev.TaskFailed(
+            machine_id=machine_id,
+            offer_no=offer_no,
+            reason=f"hub could not produce G-code: {reason}"[:500],
+        )
+        self._store.apply_event(task_id, event, self._clock())
+        self._send(machine_id, msg.TaskCancel, task_id, offer_no)
+        self._refresh_machine(machine_id)
+
+    def _assign(
+        self, task_id: str, machine_id: str, offer_no: int, profile: str, artifact: object
+    ) -> None:
+        from fabnet.hub.artifacts import Artifact
+
+        assert isinstance(artifact, Artifact)
+        now = self._clock()
+        moved = self._store.apply_event(
+            task_id,
+            ev.TaskAssigned(machine_id=machine_id, offer_no=offer_no, lease_s=self._lease_s),
+            now,
+        )
+        if not isinstance(moved, Transition):
+            log.info("task %s no longer claimed by %s; not assigning", task_id, machine_id)
+            return
+        token = self._artifacts.record_assignment(task_id, offer_no, artifact)
+        agent, machine = split_machine_id(machine_id)
+        command = msg.TaskAssign(
+            machine=machine,
+            task_id=task_id,
+            attempt=offer_no,
+            url=f"{self._public_url}/artifacts/{task_id}/{offer_no}",
+            token=token,
+            size_bytes=artifact.size_bytes,
+            sha256=artifact.sha256,
+            profile=profile,
+        )
+        self._bus.publish(topics.agent_commands(agent), command)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        for moved in [*self._store.tasks.expire_offers(now), *self._store.expire_leases(now)]:
+            offered_to = self._offered_to.pop(moved.task.task_id, None)
+            holder = moved.attempt_ended.machine_id if moved.attempt_ended else offered_to
+            log.info(
+                "task %s: %s -> %s (%s)",
+                moved.task.task_id,
+                moved.from_state,
+                moved.to_state,
+                moved.cause,
+            )
+            if holder:
+                self._send(holder, msg.TaskCancel, moved.task.task_id, moved.task.offer_no)
+                self._refresh_machine(holder)
+        if self._fairness_at is None or now - self._fairness_at > FAIRNESS_REFRESH:
+            self._index.set_recent_hours(self._store.ledger.recent_hours_by_maker(now))
+            self._fairness_at = now
+        self._offer(now)
+
+    def _offer(self, now: datetime) -> None:
+        queued = self._store.queued_tasks(MATCH_BATCH)
+        if not queued:
+            return
+        for assignment in self._index.match(queued, now):
+            offer_s = self._offer_s if assignment.auto_accept else self._offer_s * 10
+            moved = self._store.apply_event(
+                assignment.task_id,
+                ev.TaskOffered(machine_id=assignment.machine_id, offer_s=offer_s),
+                now,
+            )
+            if not isinstance(moved, Transition):
+                self._refresh_machine(assignment.machine_id)
+                continue
+            self._offered_to[assignment.task_id] = assignment.machine_id
+            self._send_offer(moved, assignment.machine_id, assignment.hours)
+
+    def _send_offer(self, moved: Transition, machine_id: str, hours: float) -> None:
+        task = moved.task
+        job = self._store.jobs.get(task.job_id).spec
+        entry = self._designs.get(job.design_id)
+        from fabnet.hub.designs import estimate_part
+
+        _, grams = estimate_part(entry.facts, job.material)
+        agent, machine = split_machine_id(machine_id)
+        offer = msg.TaskOffer(
+            machine=machine,
+            task_id=task.task_id,
+            attempt=task.offer_no,
+            design_id=job.design_id,
+            design_name=entry.design.name[:256],
+            material=job.material,
+            est_grams=grams * job.parts_per_task,
+            est_machine_s=hours * 3600.0,
+            deadline=job.deadline,
+        )
+        self._bus.publish(topics.agent_commands(agent), offer)
+
+    def _send(
+        self, machine_id: str, command: type[msg.TaskCommand], task_id: str, offer_no: int
+    ) -> None:
+        agent, machine = split_machine_id(machine_id)
+        if not agent or not machine or offer_no < 1:
+            return
+        self._bus.publish(
+            topics.agent_commands(agent),
+            command(machine=machine, task_id=task_id, attempt=offer_no),
+        )
+
+    # -- hub-side commands (from the API) ---------------------------------------------------
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        """Cancel every unfinished task of a job and tell the machines holding them."""
+        done = threading.Event()
+        result: list[Transition] = []
+
+        def step() -> None:
+            try:
+                holders = {
+                    t.task_id: (t.machine_id, t.offer_no)
+                    for t in self._store.tasks.find(job_id=job_id)
+                    if t.machine_id and not t.state.is_final
+                }
+                result.extend(self._store.jobs.cancel(job_id, self._clock(), reason))
+                for task_id, (machine_id, offer_no) in holders.items():
+                    if machine_id:
+                        self._send(machine_id, msg.TaskCancel, task_id, offer_no)
+                        self._refresh_machine(machine_id)
+            finally:
+                done.set()
+
+        self.submit(step)
+        done.wait(timeout=30)
+
+
+def _core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.TaskEvent | None:
+    """The core event for an agent's message; its id is the message id (idempotency)."""
+    m, n, i = machine_id, event.attempt, event.id
+    if isinstance(event, msg.TaskAccepted):
+        return ev.TaskAccepted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
+    if isinstance(event, msg.TaskDeclined):
+        return ev.TaskDeclined(machine_id=m, offer_no=n, event_id=i, reason=event.reason[:500])
+    if isinstance(event, msg.TaskStarted):
+        return ev.TaskStarted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
+    if isinstance(event, msg.TaskProgress):
+        fraction = min(event.percent / 100.0, 1.0)
+        return ev.TaskProgressed(
+            machine_id=m, offer_no=n, event_id=i, fraction=fraction, lease_s=lease_s
+        )
+    if isinstance(event, msg.TaskCompleted):
+        hours = event.machine_s / 3600.0
+        return ev.TaskCompleted(
+            machine_id=m, offer_no=n, event_id=i, grams=event.grams, machine_hours=hours
+        )
+    if isinstance(event, msg.TaskFailed):
+        reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
+        return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
+    return None
