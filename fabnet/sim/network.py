@@ -7,7 +7,7 @@ the same generated configuration files, so that they can be killed).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fabnet.agent.process import Agent
@@ -59,13 +59,7 @@ class SimNetwork:
         """Start one maker's agent in this process (its hub URL is the running hub's)."""
         assert self.hub is not None
         config = load_agent_config(self.agent_config_path(agent_id))
-        config = type(config)(
-            agent_id=config.agent_id,
-            broker=config.broker,
-            hub_url=self.hub.public_url,
-            data_dir=config.data_dir,
-            machines=config.machines,
-        )
+        config = replace(config, hub_url=self.hub.public_url)
         agent = Agent(config)
         agent.start()
         self.agents[agent_id] = agent

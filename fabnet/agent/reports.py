@@ -1,0 +1,123 @@
+"""What an agent says about its machines: capabilities, status, telemetry and progress
+messages built from a profile, a policy and a driver's ``Status``."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fabnet.bus.messages import (
+    Capabilities,
+    MachineState,
+    MachineStatus,
+    MachineTelemetry,
+    TaskCommand,
+    TaskEvent,
+    TaskProgress,
+    Xyz,
+)
+from fabnet.config import MachineConfig
+from fabnet.drivers.base import Status
+from fabnet.gcode import Violation
+from fabnet.profiles import CncProfile, MachineProfile
+
+MAX_REASON_CHARS = 1000
+VIOLATIONS_SHOWN = 3
+
+_E = TypeVar("_E", bound=TaskEvent)
+
+
+def event_for(cls: type[_E], cmd: TaskCommand, **fields: Any) -> _E:
+    """The event ``cls`` about the machine, task and attempt ``cmd`` names."""
+    return cls(machine=cmd.machine, task_id=cmd.task_id, attempt=cmd.attempt, **fields)
+
+
+def capabilities(config: MachineConfig, profile: MachineProfile) -> Capabilities:
+    """The capabilities digest of one machine: its profile's kind, volume (mm) and nozzle or
+    default tool diameter (mm), and its maker's policy (materials, hours, windows)."""
+    v = profile.volume
+    if isinstance(profile, CncProfile):
+        try:
+            nozzle: float | None = profile.tool().diameter_mm
+        except KeyError:
+            nozzle = None
+    else:
+        nozzle = profile.nozzle_mm
+    return Capabilities(
+        profile=profile.id,
+        kind=profile.kind,
+        volume_mm=Xyz(v.x_mm, v.y_mm, v.z_mm),
+        nozzle_mm=nozzle,
+        materials=config.policy.materials,
+        driver=config.driver,
+        max_task_hours=config.policy.max_task_hours,
+        auto_accept=config.policy.auto_accept,
+        windows=config.policy.windows,
+    )
+
+
+def machine_status(
+    config: MachineConfig, caps: Capabilities, state: MachineState, task_id: str | None
+) -> MachineStatus:
+    return MachineStatus(
+        machine=config.machine_id,
+        state=state,
+        capabilities=caps,
+        materials_loaded=(config.material,),
+        task_id=task_id,
+    )
+
+
+def telemetry(machine: str, task_id: str | None, status: Status) -> MachineTelemetry:
+    """Telemetry from a driver status; percent only while a task runs."""
+    t = status.telemetry
+    position = Xyz(*t.position_mm) if t.position_mm is not None else None
+    return MachineTelemetry(
+        machine=machine,
+        task_id=task_id,
+        percent=min(status.progress.percent, 100.0) if task_id else None,
+        hotend_c=t.hotend_c[0] if t.hotend_c else None,
+        hotend_target_c=t.hotend_c[1] if t.hotend_c else None,
+        bed_c=t.bed_c[0] if t.bed_c else None,
+        bed_target_c=t.bed_c[1] if t.bed_c else None,
+        spindle_rpm=t.spindle_rpm,
+        position_mm=position,
+    )
+
+
+def progress(
+    machine: str, task_id: str, attempt: int, status: Status, lines_total: int
+) -> TaskProgress:
+    """A progress event. Drivers that count bytes, not lines (OctoPrint, sim), get their line
+    count estimated from the byte fraction and the file's ``lines_total``."""
+    p = status.progress
+    percent = min(max(p.percent, 0.0), 100.0)
+    if p.lines_total:
+        done, total = p.lines_done, p.lines_total
+    else:
+        done, total = round(lines_total * percent / 100.0), lines_total
+    return TaskProgress(
+        machine=machine,
+        task_id=task_id,
+        attempt=attempt,
+        percent=percent,
+        lines_done=done,
+        lines_total=total,
+        elapsed_s=max(p.elapsed_s, 0.0),
+        remaining_s=max(p.remaining_s, 0.0) if p.remaining_s is not None else None,
+    )
+
+
+def violations_reason(profile_id: str, violations: list[Violation]) -> str:
+    """ "unsafe G-code for prusa_mk3s: line 12: M104 S400 (over-temperature: ...); ..." naming
+    the first few offending lines."""
+    shown = "; ".join(
+        f"line {v.line_no}: {v.raw.strip()} ({v.rule}: {v.message})"
+        for v in violations[:VIOLATIONS_SHOWN]
+    )
+    more = len(violations) - VIOLATIONS_SHOWN
+    tail = f"; and {more} more" if more > 0 else ""
+    return clip(f"unsafe G-code for {profile_id}: {shown}{tail}")
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
