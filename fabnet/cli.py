@@ -55,6 +55,8 @@ def cli(verbose: int) -> None:
     """fabnet: peer production of physical things on volunteers' machines."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # werkzeug logs every request at INFO on its own; only -vv shows them
+    logging.getLogger("werkzeug").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 def main() -> None:
