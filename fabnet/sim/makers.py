@@ -17,6 +17,7 @@ class SimMachine:
     accepts: tuple[str, ...]
     max_task_hours: float = 24.0
     windows: tuple[str, ...] = ()
+    auto_accept: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ speed = {speed}
 [machines.policy]
 materials = [{accepts}]
 max_task_hours = {m.max_task_hours}
-auto_accept = true
+auto_accept = {str(m.auto_accept).lower()}
 windows = [{windows}]
 ''')
     return "".join(parts)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,14 @@ class Tasks:
             query = query.where(TaskRow.state == state.value)
         with self._db.read() as s:
             return [snapshot_from_row(r, []) for r in s.scalars(query)]
+
+    def count_by_state(self, job_id: str | None = None) -> dict[TaskState, int]:
+        """How many tasks are in each state (of one job, or of all), in one GROUP BY."""
+        query = select(TaskRow.state, func.count()).group_by(TaskRow.state)
+        if job_id is not None:
+            query = query.where(TaskRow.job_id == job_id)
+        with self._db.read() as s:
+            return {TaskState(state): int(n) for state, n in s.execute(query)}
 
     def queued(self, limit: int = 1000) -> list[TaskRequest]:
         """Up to ``limit`` queued tasks as match requests, in match order.
