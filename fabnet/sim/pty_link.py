@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BITS_PER_BYTE = 10  # start bit + 8 data bits + stop bit
 CHUNK_BYTES = 32  # pacing granularity: at 115200 baud one chunk is 2.8 ms of wire time
+MAX_CATCH_UP_S = 0.005  # a late thread may catch up this much on a backlogged wire
 
 
 def link_bytes_per_s(baud: int) -> float:
@@ -48,8 +49,14 @@ class _Pacer:
         self._byte_s = 1.0 / bytes_per_s
         self._free_at = 0.0  # monotonic time the wire is next idle
 
-    def done_at(self, n_bytes: int) -> float:
-        start = max(time.monotonic(), self._free_at)
+    def done_at(self, n_bytes: int, backlogged: bool) -> float:
+        """``backlogged``: the bytes were already waiting when the wire went idle, so they
+        follow on without a gap (the thread's own wake-up delay must not idle the wire)."""
+        now = time.monotonic()
+        if backlogged and now - self._free_at < MAX_CATCH_UP_S:
+            start = self._free_at
+        else:
+            start = max(now, self._free_at)
         self._free_at = start + n_bytes * self._byte_s
         return self._free_at
 
@@ -91,6 +98,8 @@ class PtyLink:
         self._tx: collections.deque[bytes] = collections.deque()
         self._tx_cond = threading.Condition()
         self._closed = threading.Event()
+        self.rx_bytes = 0  # bytes received from the host so far
+        self.tx_bytes = 0  # bytes written to the host so far
         self._threads = [
             threading.Thread(target=self._read_loop, name=f"{name}-rx", daemon=True),
             threading.Thread(target=self._write_loop, name=f"{name}-tx", daemon=True),
@@ -138,7 +147,10 @@ class PtyLink:
     def _read_loop(self) -> None:
         while not self._closed.is_set():
             try:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
+                ready, _, _ = select.select([self._master], [], [], 0.0)
+                backlogged = bool(ready)
+                if not ready:
+                    ready, _, _ = select.select([self._master], [], [], 0.05)
                 if not ready:
                     continue
                 data = os.read(self._master, CHUNK_BYTES)
@@ -147,14 +159,17 @@ class PtyLink:
                     log.exception("%s: reading the pty failed", self._name)
                 return
             if self._paced:
-                _sleep_until(self._rx_pacer.done_at(len(data)))
+                _sleep_until(self._rx_pacer.done_at(len(data), backlogged))
+            self.rx_bytes += len(data)
             try:
                 self._on_bytes(data)
             except Exception:  # a firmware bug must not kill the link silently
                 log.exception("%s: firmware failed on %r", self._name, data)
 
-    def _next_tx_chunk(self) -> bytes | None:
+    def _next_tx_chunk(self) -> tuple[bytes, bool] | None:
+        """The next chunk for the host and whether it was already waiting."""
         with self._tx_cond:
+            backlogged = bool(self._tx)
             while not self._tx and not self._closed.is_set():
                 self._tx_cond.wait(0.1)
             if self._closed.is_set():
@@ -163,15 +178,17 @@ class PtyLink:
             if len(head) > CHUNK_BYTES:
                 self._tx.appendleft(head[CHUNK_BYTES:])
                 head = head[:CHUNK_BYTES]
-            return head
+            return head, backlogged
 
     def _write_loop(self) -> None:
         while True:
-            chunk = self._next_tx_chunk()
-            if chunk is None:
+            item = self._next_tx_chunk()
+            if item is None:
                 return
+            chunk, backlogged = item
             if self._paced:
-                _sleep_until(self._tx_pacer.done_at(len(chunk)))
+                _sleep_until(self._tx_pacer.done_at(len(chunk), backlogged))
+            self.tx_bytes += len(chunk)
             try:
                 os.write(self._master, chunk)
             except OSError:

@@ -1,0 +1,313 @@
+"""The Marlin serial driver: connect (wait out the board's reset), stream a G-code file as
+numbered lines through ``MarlinStream``, report temperatures and progress, pause, resume and
+cancel into a safe state. Raw traffic goes to the ``fabnet.serial.marlin`` logger at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import serial
+
+from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
+from fabnet.drivers.marlin_job import Job, load_commands
+from fabnet.drivers.marlin_protocol import MarlinStream, frame
+from fabnet.errors import Conflict, DeviceError, DeviceTimeout, FabnetError
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("fabnet.serial.marlin")
+
+_TEMP = re.compile(r"\b([TB]):\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)")
+_POS = re.compile(r"^X:(-?[\d.]+) Y:(-?[\d.]+) Z:(-?[\d.]+)")
+HELLO = frame(0, "M110 N0")
+BOOT_QUIET_S = 0.3  # after "start", the banner is over once the board is quiet this long
+
+
+def _heard_since(stream: MarlinStream, starts: int, oks: int) -> Callable[[], bool]:
+    return lambda: stream.oks_seen > oks or stream.starts_seen > starts
+
+
+def _after(deadline: float) -> Callable[[], bool]:
+    return lambda: time.monotonic() > deadline
+
+
+class MarlinDriver:
+    """A Marlin board on a serial port. See ``fabnet.drivers.base.Driver`` for the contract.
+
+    max_z_mm: the machine's Z travel; the lift on cancel stays below it (None: no bound known,
+    lift ``lift_mm`` anyway). ok_timeout_s / max_retries bound how long a silent board is
+    waited for before DeviceTimeout.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        *,
+        max_z_mm: float | None = None,
+        lift_mm: float = 5.0,
+        ok_timeout_s: float = 10.0,
+        max_retries: int = 3,
+        connect_timeout_s: float = 15.0,
+        autoreport_s: int = 2,
+        window: int = 2,
+    ) -> None:
+        self.port = port
+        self.baud = baud
+        self.max_z_mm = max_z_mm
+        self.lift_mm = lift_mm
+        self.connect_timeout_s = connect_timeout_s
+        self.autoreport_s = autoreport_s
+        self.ok_timeout_s = ok_timeout_s
+        self.max_retries = max_retries
+        self._window = window
+        self._lock = threading.Lock()
+        self._state = DriverState.DISCONNECTED
+        self._error: DriverError | None = None
+        self._telemetry = Telemetry()
+        self._serial: serial.Serial | None = None
+        self._stream: MarlinStream | None = None
+        self._reader: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._job: Job | None = None
+        self._job_thread: threading.Thread | None = None
+
+    # --- connection -----------------------------------------------------------------------
+    def connect(self) -> None:
+        """Open the port, wait for the board, reset line numbering. Raises DeviceError if the
+        port cannot be opened, DeviceTimeout if the board never answers."""
+        with self._lock:
+            if self._state not in (DriverState.DISCONNECTED, DriverState.ERROR):
+                raise Conflict(f"marlin driver on {self.port} is already {self._state.value}")
+            self._state = DriverState.CONNECTING
+            self._error = None
+        try:
+            self._serial = serial.Serial(self.port, self.baud, timeout=0.1, write_timeout=5.0)
+        except (serial.SerialException, OSError) as exc:
+            self._set_state(DriverState.DISCONNECTED)
+            raise DeviceError(f"cannot open serial port {self.port}: {exc}") from exc
+        self._closing.clear()
+        self._stream = MarlinStream(
+            self._write,
+            window=self._window,
+            ok_timeout_s=self.ok_timeout_s,
+            max_retries=self.max_retries,
+        )
+        self._reader = threading.Thread(target=self._read_loop, name="marlin-rx", daemon=True)
+        self._reader.start()
+        try:
+            self._handshake(self._stream)
+            if self.autoreport_s > 0:
+                self._run_commands([f"M155 S{self.autoreport_s}"])
+        except FabnetError as exc:
+            self._fail(exc)
+            self.disconnect()
+            raise
+        self._set_state(DriverState.IDLE)
+        log.info("marlin: connected on %s at %d baud", self.port, self.baud)
+
+    def _handshake(self, stream: MarlinStream) -> None:
+        """Send ``N0 M110 N0`` until an ok comes after the last ``start`` (a booting board
+        ignores what it is sent)."""
+        deadline = time.monotonic() + self.connect_timeout_s
+        while time.monotonic() < deadline:
+            with stream.cond:
+                starts, oks = stream.starts_seen, stream.oks_seen
+            stream.send_raw(HELLO)
+            answered = stream.wait_for(
+                _heard_since(stream, starts, oks), _after(time.monotonic() + 1.0)
+            )
+            with stream.cond:
+                rebooted = stream.starts_seen > starts
+            if rebooted:
+                time.sleep(BOOT_QUIET_S)
+                continue
+            if answered:
+                stream.restart_numbering()
+                return
+        raise DeviceTimeout(
+            f"marlin: no answer on {self.port} within {self.connect_timeout_s:.0f} s of opening"
+        )
+
+    def disconnect(self) -> None:
+        """Stop any job thread, close the port; the firmware keeps whatever it was doing."""
+        self._closing.set()
+        job_thread = self._job_thread
+        if job_thread is not None and job_thread is not threading.current_thread():
+            job_thread.join(timeout=5.0)
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=2.0)
+        if self._serial is not None:
+            self._serial.close()
+        with self._lock:
+            if self._state != DriverState.ERROR:
+                self._state = DriverState.DISCONNECTED
+
+    # --- status ---------------------------------------------------------------------------
+    def status(self) -> Status:
+        with self._lock:
+            job = self._job
+            progress = Progress() if job is None else job.progress()
+            if job is not None and self._stream is not None:
+                progress = job.progress(self._stream.acked_n)
+            return Status(self._state, progress, self._telemetry, self._error)
+
+    @property
+    def state(self) -> DriverState:
+        with self._lock:
+            return self._state
+
+    def _set_state(self, state: DriverState) -> None:
+        with self._lock:
+            if self._state != DriverState.ERROR or state == DriverState.DISCONNECTED:
+                self._state = state
+
+    def _fail(self, exc: FabnetError) -> None:
+        raw = exc.raw if isinstance(exc, DeviceError) else None
+        log.error("marlin on %s: %s", self.port, exc)
+        with self._lock:
+            self._state = DriverState.ERROR
+            self._error = DriverError(str(exc), raw)
+
+    # --- serial I/O -------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        assert self._serial is not None
+        wire_log.debug(">> %s", data.decode("ascii", errors="replace").rstrip())
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"writing to {self.port} failed: {exc}") from exc
+
+    def _read_loop(self) -> None:
+        assert self._serial is not None and self._stream is not None
+        stream = self._stream
+        while not self._closing.is_set():
+            try:
+                raw = self._serial.readline()
+            except (serial.SerialException, OSError, TypeError) as exc:
+                if not self._closing.is_set():
+                    stream.fail(DeviceError(f"reading {self.port} failed: {exc}"))
+                return
+            if not raw:
+                continue
+            line = raw.decode("ascii", errors="replace").strip()
+            wire_log.debug("<< %s", line)
+            try:
+                self._telemetry_from(line)
+                stream.on_line(line)
+            except Exception:  # one garbled line must not end the reader
+                log.exception("marlin: could not handle line %r", line)
+
+    def _telemetry_from(self, line: str) -> None:
+        temps = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in _TEMP.finditer(line)}
+        pos = _POS.match(line)
+        if not temps and pos is None:
+            return
+        with self._lock:
+            t = self._telemetry
+            self._telemetry = Telemetry(
+                hotend_c=temps.get("T", t.hotend_c),
+                bed_c=temps.get("B", t.bed_c),
+                position_mm=(
+                    (float(pos.group(1)), float(pos.group(2)), float(pos.group(3)))
+                    if pos
+                    else t.position_mm
+                ),
+                extra=t.extra,
+            )
+
+    def _run_commands(self, commands: list[str], give_up: Callable[[], bool] | None = None) -> None:
+        """Send ``commands`` and wait until every one is acknowledged."""
+        assert self._stream is not None
+        for cmd in commands:
+            self._stream.wait_room(give_up)
+            self._stream.submit(cmd)
+        self._stream.wait_all_acked(give_up)
+
+    # --- jobs -----------------------------------------------------------------------------
+    def start(self, gcode_file: Path) -> None:
+        """Start streaming ``gcode_file``; returns at once. Raises Conflict unless idle/done,
+        InvalidInput / NotFound for an unreadable file."""
+        commands = load_commands(gcode_file)
+        with self._lock:
+            if self._state not in (DriverState.IDLE, DriverState.DONE):
+                raise Conflict(f"marlin on {self.port} is {self._state.value}; cannot start")
+            self._job = Job(gcode_file.name, commands)
+            self._state = DriverState.RUNNING
+        self._job_thread = threading.Thread(target=self._run_job, name="marlin-job", daemon=True)
+        self._job_thread.start()
+
+    def _run_job(self) -> None:
+        assert self._stream is not None and self._job is not None
+        stream, job = self._stream, self._job
+        try:
+            stream.active = False
+            self._handshake(stream)  # M110 N0: the file's first line is N1
+            job.started(time.monotonic(), stream.next_n)
+            for cmd in job.commands:
+                if not job.wait_until_runnable(self._closing):
+                    break
+                if not stream.wait_room(job.should_stop(self._closing)):
+                    break
+                stream.submit(cmd)
+                job.sent += 1
+            stream.wait_all_acked(lambda: self._closing.is_set())
+            if job.cancel_requested.is_set():
+                self._set_state(DriverState.CANCELLING)
+                self._make_safe()
+                self._set_state(DriverState.IDLE)
+            elif not self._closing.is_set():
+                self._set_state(DriverState.DONE)
+        except FabnetError as exc:
+            self._fail(exc)
+        finally:
+            job.finished(time.monotonic())
+
+    def pause(self) -> None:
+        """Stop sending; lines already in the firmware's buffers still run."""
+        with self._lock:
+            if self._state != DriverState.RUNNING or self._job is None:
+                raise Conflict(f"marlin on {self.port} is {self._state.value}; cannot pause")
+            self._job.pause_requested.set()
+            self._state = DriverState.PAUSED
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state != DriverState.PAUSED or self._job is None:
+                raise Conflict(f"marlin on {self.port} is {self._state.value}; cannot resume")
+            self._job.pause_requested.clear()
+            self._state = DriverState.RUNNING
+
+    def cancel(self, timeout_s: float = 60.0) -> None:
+        """Stop sending the file, then heaters and fan off, lift Z within bounds, motors off.
+        Waits up to ``timeout_s`` for that; raises DeviceTimeout if it did not finish."""
+        with self._lock:
+            state, job, thread = self._state, self._job, self._job_thread
+        if state in (DriverState.RUNNING, DriverState.PAUSED) and job is not None:
+            self._set_state(DriverState.CANCELLING)
+            job.cancel_requested.set()
+            if thread is not None:
+                thread.join(timeout_s)
+                if thread.is_alive():
+                    raise DeviceTimeout(f"marlin on {self.port}: cancel did not finish")
+        elif state in (DriverState.IDLE, DriverState.DONE):
+            self._make_safe()
+        else:
+            raise Conflict(f"marlin on {self.port} is {state.value}; cannot cancel")
+
+    def _make_safe(self) -> None:
+        self._run_commands(["M104 S0", "M140 S0", "M107", "M114"])
+        with self._lock:
+            position = self._telemetry.position_mm
+        lift = self.lift_mm
+        if self.max_z_mm is not None and position is not None:
+            lift = min(lift, self.max_z_mm - position[2])
+        if lift > 0:
+            self._run_commands(["G91", f"G1 Z{lift:.2f} F600", "G90"])
+        self._run_commands(["M84"])
+        log.info("marlin on %s: machine left safe (heaters off, fan off, Z +%.2f)", self.port, lift)

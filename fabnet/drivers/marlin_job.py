@@ -1,0 +1,81 @@
+"""One streaming job of a serial driver: the file's commands, pause/cancel requests, progress.
+
+Shared by the serial drivers; the commands are the file's lines without comments and blanks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fabnet.drivers.base import Progress
+from fabnet.drivers.marlin_protocol import strip_gcode
+from fabnet.errors import InvalidInput, NotFound
+
+
+def load_commands(gcode_file: Path) -> list[str]:
+    """The commands of ``gcode_file`` in order; raises NotFound / InvalidInput (not text)."""
+    try:
+        text = gcode_file.read_text(encoding="ascii")
+    except FileNotFoundError as exc:
+        raise NotFound(f"G-code file {gcode_file} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"G-code file {gcode_file} is not ASCII text: {exc}") from exc
+    return [cmd for cmd in (strip_gcode(line) for line in text.splitlines()) if cmd]
+
+
+class Job:
+    """Progress is counted in acknowledged lines and their bytes (as sent, without N/checksum)."""
+
+    def __init__(self, name: str, commands: list[str]) -> None:
+        self.name = name
+        self.commands = commands
+        self.sent = 0
+        self.pause_requested = threading.Event()
+        self.cancel_requested = threading.Event()
+        self._bytes_upto = [0, *itertools.accumulate(len(c) + 1 for c in commands)]
+        self._first_n = 1
+        self._t0: float | None = None
+        self._t1: float | None = None
+        self._done_lines = 0
+
+    def started(self, now: float, first_n: int) -> None:
+        self._t0 = now
+        self._first_n = first_n
+
+    def finished(self, now: float) -> None:
+        self._t1 = now
+
+    def should_stop(self, closing: threading.Event) -> Callable[[], bool]:
+        return lambda: closing.is_set() or self.cancel_requested.is_set()
+
+    def wait_until_runnable(self, closing: threading.Event) -> bool:
+        """Block while paused; False once cancelled or closing."""
+        while self.pause_requested.is_set() and not self.cancel_requested.is_set():
+            if closing.wait(0.05):
+                return False
+        return not (self.cancel_requested.is_set() or closing.is_set())
+
+    def progress(self, acked_n: int | None = None, now: float | None = None) -> Progress:
+        """Progress given the stream's last acknowledged N (None: as last computed)."""
+        if acked_n is not None and self._t0 is not None:
+            done = max(0, min(len(self.commands), acked_n - self._first_n + 1))
+            self._done_lines = max(self._done_lines, done)
+        end = self._t1 if self._t1 is not None else (now or time.monotonic())
+        elapsed = (end - self._t0) if self._t0 is not None else 0.0
+        done_bytes = self._bytes_upto[self._done_lines]
+        total = self._bytes_upto[-1]
+        remaining = None
+        if done_bytes and elapsed > 0:
+            remaining = (total - done_bytes) * elapsed / done_bytes
+        return Progress(
+            lines_done=self._done_lines,
+            lines_total=len(self.commands),
+            bytes_done=done_bytes,
+            bytes_total=total,
+            elapsed_s=elapsed,
+            remaining_s=remaining,
+        )

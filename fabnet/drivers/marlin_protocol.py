@@ -1,0 +1,266 @@
+"""Marlin's host protocol: numbered, checksummed lines in flight, acknowledgements, resends and
+timeouts. ``MarlinStream`` owns that state; the driver feeds it every line the firmware prints.
+
+Exactly-once: the firmware runs a line only if its N is last N + 1, so the stream may always
+re-send. A missing ``ok`` is recovered after ``ok_timeout_s`` by re-sending the oldest
+unacknowledged line: if the firmware had it, it answers ``Error:Line Number is not Last Line
+Number+1, Last Line: L`` / ``Resend: L+1`` and runs nothing, which tells us where it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from fabnet.errors import DeviceError, DeviceTimeout, FabnetError
+
+log = logging.getLogger(__name__)
+
+RECOVERABLE_ERRORS = ("checksum", "Line Number", "Last Line")
+_OK_N = re.compile(r"\bN(\d+)")
+_OK_B = re.compile(r"\bB(\d+)")
+_RESEND = re.compile(r"^(?:Resend|rs)[: ]\s*N?(\d+)", re.IGNORECASE)
+POLL_S = 0.02
+
+
+def checksum(text: str) -> int:
+    """XOR of the bytes of ``text`` (everything before the ``*``)."""
+    value = 0
+    for byte in text.encode("ascii", errors="replace"):
+        value ^= byte
+    return value
+
+
+def frame(n: int, cmd: str) -> str:
+    """``N<n> <cmd>*<checksum>`` with the newline."""
+    body = f"N{n} {cmd}"
+    return f"{body}*{checksum(body)}\n"
+
+
+def strip_gcode(line: str) -> str:
+    """The command part of a G-code line: no ``;`` comment, no surrounding blanks, no ``*``."""
+    return line.split(";", 1)[0].split("*", 1)[0].strip()
+
+
+class MarlinStream:
+    """Numbered lines and their acknowledgements. Thread-safe: the serial reader calls
+    ``on_line``, any thread calls ``submit`` / ``wait_*``; sending happens under the lock.
+
+    window: lines allowed in flight before ADVANCED_OK reveals the firmware's buffer
+    (``B`` + 1 of an idle ``ok``), capped at ``max_window``.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        *,
+        window: int = 2,
+        max_window: int = 8,
+        ok_timeout_s: float = 10.0,
+        max_retries: int = 3,
+    ) -> None:
+        self._write = write
+        self.window = window
+        self.max_window = max_window
+        self.ok_timeout_s = ok_timeout_s
+        self.max_retries = max_retries
+        self.cond = threading.Condition()
+        self.failure: FabnetError | None = None
+        self.oks_seen = 0
+        self.starts_seen = 0
+        self.active = False  # numbering in use: a "start" now means an unexpected reset
+        self._reset_counters(1)
+
+    def _reset_counters(self, next_n: int) -> None:
+        self._history: dict[int, str] = {}
+        self.next_n = next_n  # N the next submitted line gets
+        self._send_ptr = next_n  # N the next line put on the wire gets
+        self._sent_max = next_n - 1
+        self.acked_n = next_n - 1  # every line <= acked_n has run (its ok came)
+        self.accepted_n = next_n - 1  # every line <= accepted_n is in the firmware
+        self._pending_oks = 0  # oks owed for lines on the wire
+        self._swallow_oks = 0  # oks that answer a Resend, not a line
+        self._resend_point = 0
+        self._ignore_resends = 0
+        self._last_heard = time.monotonic()
+        self._retries = 0
+
+    # --- sending ----------------------------------------------------------------------------
+    def send_raw(self, text: str) -> None:
+        """Write one line outside the numbering (e.g. ``N0 M110 N0`` hello)."""
+        with self.cond:
+            self._write(text.encode("ascii"))
+
+    def restart_numbering(self) -> None:
+        """After ``M110 N0`` was acknowledged: the next line is N1."""
+        with self.cond:
+            self._reset_counters(1)
+            self.active = True
+
+    def submit(self, cmd: str) -> int:
+        """Queue ``cmd`` for sending; returns its N. Sends at once when the window allows."""
+        with self.cond:
+            self._raise_failure()
+            n = self.next_n
+            self._history[n] = cmd
+            self.next_n += 1
+            self._pump()
+            return n
+
+    def unacked(self) -> int:
+        with self.cond:
+            return self.next_n - 1 - self.acked_n
+
+    def wait_for(
+        self, predicate: Callable[[], bool], give_up: Callable[[], bool] | None = None
+    ) -> bool:
+        """Block until ``predicate()`` (called under the lock); False if ``give_up()`` first.
+        Raises DeviceError / DeviceTimeout once the stream has failed."""
+        with self.cond:
+            while True:
+                self._raise_failure()
+                if predicate():
+                    return True
+                if give_up is not None and give_up():
+                    return False
+                self._check_timeout(time.monotonic())
+                self.cond.wait(POLL_S)
+
+    def wait_room(self, give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until fewer than ``window`` submitted lines are unacknowledged."""
+        return self.wait_for(lambda: self.next_n - 1 - self.acked_n < self.window, give_up)
+
+    def wait_all_acked(self, give_up: Callable[[], bool] | None = None) -> bool:
+        return self.wait_for(self._all_done, give_up)
+
+    def _all_done(self) -> bool:
+        # accepted and no ok owed: a line whose ok was lost still ran (the firmware said so)
+        last = self.next_n - 1
+        return self.acked_n >= last or (self.accepted_n >= last and self._pending_oks == 0)
+
+    def fail(self, exc: FabnetError) -> None:
+        with self.cond:
+            if self.failure is None:
+                log.error("marlin stream failed: %s", exc)
+                self.failure = exc
+            self.cond.notify_all()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def _pump(self) -> None:
+        while (
+            self.failure is None
+            and self._send_ptr < self.next_n
+            and self._pending_oks < self.window
+        ):
+            if self._pending_oks == 0:
+                self._last_heard = time.monotonic()  # the timeout runs from the first send
+            self._write(frame(self._send_ptr, self._history[self._send_ptr]).encode("ascii"))
+            self._sent_max = max(self._sent_max, self._send_ptr)
+            self._send_ptr += 1
+            self._pending_oks += 1
+
+    def _check_timeout(self, now: float) -> None:
+        in_flight = self._pending_oks > 0 or self.accepted_n < self._sent_max
+        if not in_flight or now - self._last_heard < self.ok_timeout_s:
+            return
+        self._retries += 1
+        if self._retries > self.max_retries:
+            self.fail(
+                DeviceTimeout(
+                    f"marlin: no ok for {self.ok_timeout_s:.1f} s after {self.max_retries} "
+                    f"retries; last line acknowledged N{self.acked_n}"
+                )
+            )
+            return
+        log.warning(
+            "marlin: no ok for %.1f s, re-sending from N%d (retry %d/%d)",
+            self.ok_timeout_s,
+            self.accepted_n + 1,
+            self._retries,
+            self.max_retries,
+        )
+        self._pending_oks = 0
+        self._swallow_oks = 0
+        self._ignore_resends = 0
+        self._send_ptr = self.accepted_n + 1
+        self._last_heard = now
+        self._pump()
+
+    # --- receiving --------------------------------------------------------------------------
+    def on_line(self, line: str) -> None:
+        """Account for one line from the firmware (called by the serial reader thread)."""
+        text = line.strip()
+        with self.cond:
+            if text.startswith("ok"):
+                self._on_ok(text)
+            elif (match := _RESEND.match(text)) is not None:
+                self._on_resend(int(match.group(1)))
+            elif "busy:" in text:
+                self._last_heard = time.monotonic()
+            elif text == "start":
+                self.starts_seen += 1
+                if self.active:
+                    self.fail(DeviceError("marlin: the firmware reset during the job", raw=text))
+            elif text.startswith("Error:") or text.startswith("!!"):
+                if not any(word in text for word in RECOVERABLE_ERRORS):
+                    self.fail(DeviceError(f"marlin: firmware error: {text}", raw=text))
+            self.cond.notify_all()
+
+    def _on_ok(self, text: str) -> None:
+        self.oks_seen += 1
+        self._last_heard = time.monotonic()
+        self._retries = 0
+        self._pending_oks = max(0, self._pending_oks - 1)
+        if self._swallow_oks > 0:
+            self._swallow_oks -= 1
+        elif self.acked_n < self._sent_max:
+            self.acked_n += 1  # oks come in execution order: without N it is the next line's
+        if (n := _OK_N.search(text)) is not None:
+            self.acked_n = max(self.acked_n, min(int(n.group(1)), self._sent_max))
+        if (b := _OK_B.search(text)) is not None:
+            self.window = max(self.window, min(int(b.group(1)) + 1, self.max_window))
+        self._accepted(self.acked_n)
+        if self._pending_oks == 0 and self._swallow_oks == 0:
+            self.acked_n = max(self.acked_n, min(self.accepted_n, self._sent_max))  # none owed
+        if self.acked_n >= self._resend_point:
+            self._ignore_resends = 0
+        self._pump()
+
+    def _accepted(self, n: int) -> None:
+        """The firmware holds every line <= n; they are never sent again."""
+        if n > self.accepted_n:
+            self.accepted_n = n
+            for done in [k for k in self._history if k <= n]:
+                del self._history[done]
+
+    def _on_resend(self, n: int) -> None:
+        self._last_heard = time.monotonic()
+        self._swallow_oks += 1
+        if not self.active or self.failure is not None:
+            return
+        if n <= self.accepted_n:
+            self.fail(
+                DeviceError(
+                    f"marlin: firmware asked for line N{n} again, but it had accepted up to "
+                    f"N{self.accepted_n}; not re-running lines",
+                    raw=f"Resend: {n}",
+                )
+            )
+            return
+        self._accepted(min(n - 1, self._sent_max))
+        if n == self._resend_point and self._ignore_resends > 0:
+            self._ignore_resends -= 1  # a line sent before our re-send, rejected in turn
+            return
+        if n > self.next_n:
+            n = self.next_n
+        log.info("marlin: resend from N%d", n)
+        self._ignore_resends = max(0, self._pending_oks - 1)
+        self._resend_point = n
+        self._send_ptr = n
+        self._pump()

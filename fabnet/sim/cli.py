@@ -1,0 +1,61 @@
+"""``fabnet sim marlin|grbl``: run a firmware simulator on a pty and print its device path."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from fabnet.sim.pty_link import SerialFirmware
+
+
+def _serve(firmware: SerialFirmware) -> None:
+    """Start ``firmware``, print its path, run until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    path = firmware.start()
+    click.echo(path)
+    click.echo(f"{type(firmware).__name__} on {path}; Ctrl-C to stop", err=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        firmware.close()
+        signal.signal(signal.SIGTERM, previous)
+        click.echo("simulator stopped", err=True)
+
+
+@click.group()
+def sim() -> None:
+    """Firmware simulators behind a pseudo-terminal (open the printed path with any host)."""
+
+
+@sim.command("marlin")
+@click.option("--baud", type=int, default=115200, show_default=True, help="link speed, bit/s")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="time scale")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    help="corrupt:N drop-ok:N busy:N:SECONDS silent:N reset:N halt:N runaway:N (repeatable)",
+)
+def marlin(baud: int, speed: float, faults: tuple[str, ...]) -> None:
+    """A Marlin 2 firmware (line numbers, checksums, ADVANCED_OK, heaters)."""
+    from fabnet.sim.marlin import MarlinSimulator
+    from fabnet.sim.marlin_faults import FaultPlan
+
+    _serve(MarlinSimulator(baud=baud, speed=speed, faults=FaultPlan.parse(faults)))
+
+
+@sim.command("grbl")
+@click.option("--baud", type=int, default=115200, show_default=True, help="link speed, bit/s")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="time scale")
+@click.option("--fault", "faults", multiple=True, help="e.g. error:20@5 alarm:1@40 (repeatable)")
+def grbl(baud: int, speed: float, faults: tuple[str, ...]) -> None:
+    """A GRBL 1.1 firmware (character counting, realtime commands, alarms)."""
+    from fabnet.sim.grbl import GrblSimulator
+
+    _serve(GrblSimulator(baud=baud, speed=speed, faults=",".join(faults) or None))

@@ -1,0 +1,368 @@
+"""A Marlin-like firmware on a pty: line numbers and checksums, resends, ADVANCED_OK, a 4-line
+command buffer and a 16-move planner that fill up, heaters, busy keepalive and injected faults.
+
+``executed`` lists every command the firmware ran, in order, as the protocol-level text
+(without ``N`` and checksum), so tests can check a stream arrived exactly once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fabnet.sim.marlin_faults import HALT_LINE, RUNAWAY_LINE, FaultPlan
+from fabnet.sim.marlin_machine import Machine, parse_words
+from fabnet.sim.pty_link import SerialFirmware
+
+log = logging.getLogger(__name__)
+
+BANNER = (
+    "start",
+    "echo:Marlin 2.1.2.1 (fabnet simulator)",
+    "echo: Last Updated: 2023-05-01 | Author: (fabnet)",
+    "echo:Compiled: simulated",
+    "echo: Free Memory: 4096  PlannerBufferBytes: 1568",
+)
+TEMP_REPORT_S = 1.0  # M109/M190 print temperatures this often while waiting
+IGNORED = frozenset(
+    "G21 G29 G80 M17 M73 M117 M82 M83 M201 M203 M204 M205 M220 M221 M900 M907 T0 M115".split()
+)
+Wait = Callable[[float], bool]  # returns True once the command may finish
+
+
+@dataclass
+class _Command:
+    text: str
+    n: int | None
+    started: bool = False
+    wait: Wait | None = None
+    reply: tuple[str, ...] = ()  # lines before the ok
+    ok_text: str | None = None  # replaces the plain ok (M105)
+
+
+def checksum(text: str) -> int:
+    """Marlin's checksum: XOR of every byte before the ``*``."""
+    value = 0
+    for byte in text.encode("ascii", errors="replace"):
+        value ^= byte
+    return value
+
+
+class MarlinSimulator(SerialFirmware):
+    """Marlin on a pty. ``speed`` scales motion and heating; ``ack_latency_s`` is the time the
+    firmware spends parsing and acknowledging one command (real boards: ~1-2 ms)."""
+
+    def __init__(
+        self,
+        baud: int = 115200,
+        speed: float = 1.0,
+        faults: FaultPlan | None = None,
+        *,
+        paced: bool = True,
+        bufsize: int = 4,
+        planner_size: int = 16,
+        advanced_ok: bool = True,
+        ack_latency_s: float = 0.0015,
+        busy_interval_s: float = 2.0,
+    ) -> None:
+        super().__init__(baud, paced=paced)
+        self.faults = faults or FaultPlan()
+        self.bufsize = bufsize
+        self.advanced_ok = advanced_ok
+        self.ack_latency_s = ack_latency_s
+        self.busy_interval_s = busy_interval_s
+        self.machine = Machine(speed, planner_size)
+        self.executed: list[str] = []
+        self.resets = 0
+        self._cond = threading.Condition()
+        self._rx: collections.deque[str] = collections.deque()
+        self._queue: collections.deque[_Command] = collections.deque()
+        self._last_n = 0
+        self._fired: set[tuple[str, int]] = set()
+        self._halted = False
+        self._silent = False
+        self._stop = False
+        self._autoreport_s = 0.0
+        self._next_report = 0.0
+        self._last_busy = 0.0
+        self._thread = threading.Thread(target=self._run, name="marlin-sim", daemon=True)
+
+    # --- SerialFirmware hooks -------------------------------------------------------------
+    def on_start(self) -> None:
+        for line in BANNER:
+            self.send_line(line)
+        self._thread.start()
+
+    def on_close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def on_line(self, line: str) -> None:
+        with self._cond:
+            if not (self._halted or self._silent):
+                self._rx.append(line.strip())
+                self._cond.notify()
+
+    # --- state the tests read -------------------------------------------------------------
+    @property
+    def halted(self) -> bool:
+        return self._halted
+
+    def snapshot(self) -> dict[str, float]:
+        """Targets (°C), fan (0..255) and position (mm), read under the firmware's lock."""
+        with self._cond:
+            m = self.machine
+            return {
+                "hotend_target_c": m.hotend.target_c,
+                "bed_target_c": m.bed.target_c,
+                "fan": float(m.fan),
+                "steppers_on": float(m.steppers_on),
+                **{axis.lower(): value for axis, value in m.position.items()},
+            }
+
+    # --- the firmware loop ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if self._stop:
+                        return
+                    reply = self._step(time.monotonic())
+                if reply is None:
+                    continue
+                if self.ack_latency_s > 0:
+                    time.sleep(self.ack_latency_s)
+                for line in reply:
+                    self.send_line(line)
+        except Exception:
+            log.exception("marlin simulator loop failed")
+
+    def _step(self, now: float) -> list[str] | None:
+        """One pass of the main loop; returns the reply of a finished command, if any."""
+        self.machine.tick(now)
+        if self._halted or self._silent:
+            self._cond.wait(0.1)
+            return None
+        self._auto_report(now)
+        while self._rx and len(self._queue) < self.bufsize:
+            self._receive(self._rx.popleft(), now)
+        if not self._queue:
+            self._cond.wait(0.05)
+            return None
+        head = self._queue[0]
+        if not head.started:
+            self._begin(head, now)
+            if self._halted:
+                return None
+        if not head.started or (head.wait is not None and not head.wait(now)):
+            self._keepalive(now)
+            nxt = self.machine.next_event()
+            self._cond.wait(min(0.01, max(0.0005, nxt - now)) if nxt else 0.01)
+            return None
+        self._last_busy = now
+        return self._finish(head)
+
+    def _finish(self, head: _Command) -> list[str]:
+        reply = list(head.reply)
+        ok = head.ok_text
+        if ok is None:
+            ok = "ok"
+            if self.advanced_ok:
+                n = f" N{head.n}" if head.n is not None else ""
+                free = self.bufsize - len(self._queue)
+                ok = f"ok{n} P{self.machine.planner_free()} B{free}"
+        self._queue.popleft()
+        if head.n is not None and self._fire("drop-ok", head.n, head.n in self.faults.drop_ok):
+            log.info("marlin sim: dropping the ok of line %d", head.n)
+        else:
+            reply.append(ok)
+        return reply
+
+    def _fire(self, kind: str, n: int, armed: bool) -> bool:
+        """True the first time fault ``kind`` hits line ``n`` (each fault fires once)."""
+        if not armed or (kind, n) in self._fired:
+            return False
+        self._fired.add((kind, n))
+        return True
+
+    def _keepalive(self, now: float) -> None:
+        if now - self._last_busy >= self.busy_interval_s:
+            self._last_busy = now
+            self.send_line("echo:busy: processing")
+
+    def _auto_report(self, now: float) -> None:
+        if self._autoreport_s > 0 and now >= self._next_report:
+            self._next_report = now + self._autoreport_s
+            self.send_line(" " + self.machine.temps_text())
+
+    # --- receiving: line numbers and checksums --------------------------------------------
+    def _line_error(self, message: str) -> None:
+        self._rx.clear()  # Marlin empties its RX buffer before asking for a resend
+        self.send_line(f"Error:{message}, Last Line: {self._last_n}")
+        self.send_line(f"Resend: {self._last_n + 1}")
+        self.send_line("ok")
+
+    def _receive(self, line: str, now: float) -> None:
+        if not line:
+            return
+        body, star, sent_cs = line.rpartition("*") if "*" in line else (line, "", "")
+        if not line.startswith("N"):
+            if star:
+                self._line_error("No Line Number with checksum")
+            else:
+                self._queue.append(_Command(line, None))
+            return
+        number, _, cmd = body[1:].partition(" ")
+        try:
+            n = int(number)
+        except ValueError:
+            self._line_error("Line Number is not Last Line Number+1")
+            return
+        cmd = cmd.strip()
+        if self._fire("reset", n, n == self.faults.reset_at):
+            self._reset()
+            return
+        if self._fire("silent", n, n == self.faults.silent_at):
+            log.info("marlin sim: going silent at line %d", n)
+            self._silent = True
+            return
+        is_m110 = parse_words(cmd)[0] == "M110"
+        if n != self._last_n + 1 and not is_m110:
+            self._line_error("Line Number is not Last Line Number+1")
+        elif not star:
+            self._line_error("No Checksum with line number")
+        elif not sent_cs.strip().isdigit() or int(sent_cs) != checksum(body):
+            self._line_error("checksum mismatch")
+        elif self._fire("corrupt", n, n in self.faults.corrupt):
+            log.info("marlin sim: corrupting the checksum of line %d", n)
+            self._line_error("checksum mismatch")
+        else:
+            self._last_n = n
+            self._queue.append(_Command(cmd, n))
+
+    def _reset(self) -> None:
+        log.info("marlin sim: board reset")
+        self.resets += 1
+        self.link.discard_tx()
+        self._rx.clear()
+        self._queue.clear()
+        self._last_n = 0
+        self._autoreport_s = 0.0
+        speed, size = self.machine.speed, self.machine.planner_size
+        self.machine = Machine(speed, size)
+        for line in BANNER:
+            self.send_line(line)
+
+    def _halt(self, lines: list[str]) -> None:
+        self._halted = True
+        self.machine.hotend.target_c = 0.0
+        self.machine.bed.target_c = 0.0
+        self._queue.clear()
+        self._rx.clear()
+        for line in lines:
+            self.send_line(line)
+
+    # --- executing ------------------------------------------------------------------------
+    def _begin(self, head: _Command, now: float) -> None:
+        """Run the command's effect once; leaves ``started`` False while the planner is full."""
+        code, params = parse_words(head.text)
+        m = self.machine
+        if code in ("G0", "G1"):
+            if not m.move(params, now):
+                return
+        elif code == "G28":
+            if not m.home(params, now):
+                return
+        head.started = True
+        self.executed.append(head.text)
+        n = head.n
+        if n is not None and self._fire("halt", n, n == self.faults.halt_at):
+            self._halt([HALT_LINE])
+            return
+        if n is not None and self._fire("runaway", n, n == self.faults.runaway_at):
+            self._halt([RUNAWAY_LINE, HALT_LINE])
+            return
+        if n is not None and self._fire("busy", n, n in self.faults.busy_s):
+            deadline = now + self.faults.busy_s[n]
+            self._last_busy = now
+            head.wait = lambda t: t >= deadline
+            return
+        if code not in ("G0", "G1", "G28"):
+            self._execute(head, code, params, now)
+
+    def _execute(self, head: _Command, code: str, params: dict[str, float], now: float) -> None:
+        m = self.machine
+        if code in ("G90", "G91"):
+            m.relative = code == "G91"
+            m.e_relative = m.relative
+        elif code in ("M82", "M83"):
+            m.e_relative = code == "M83"
+        elif code == "G92":
+            m.set_position(params)
+        elif code in ("M104", "M109"):
+            m.hotend.target_c = params.get("S", params.get("R", m.hotend.target_c))
+            if code == "M109":
+                head.wait = self._heater_wait(m.hotend.reached, now)
+        elif code in ("M140", "M190"):
+            m.bed.target_c = params.get("S", params.get("R", m.bed.target_c))
+            if code == "M190":
+                head.wait = self._heater_wait(m.bed.reached, now)
+        elif code == "M106":
+            m.fan = int(max(0.0, min(255.0, params.get("S", 255.0))))
+        elif code == "M107":
+            m.fan = 0
+        elif code in ("M84", "M18"):
+            m.steppers_on = False
+        elif code == "M105":
+            head.ok_text = "ok " + m.temps_text()
+        elif code == "M114":
+            head.reply = (m.position_text(),)
+        elif code == "M155":
+            self._autoreport_s = params.get("S", 0.0)
+            self._next_report = now + self._autoreport_s
+        elif code == "M113":
+            self.busy_interval_s = params.get("S", 2.0)
+        elif code == "M110":
+            self._last_n = int(params.get("N", 0.0))
+        elif code == "M400":
+            head.wait = lambda t: self.machine.planner_empty()
+        elif code == "G4":
+            dwell_s = params.get("S", params.get("P", 0.0) / 1000.0) / m.speed
+            head.wait = self._dwell_wait(dwell_s)
+        elif code == "M112":
+            self._halt([HALT_LINE])
+        elif code not in IGNORED:
+            head.reply = (f'echo:Unknown command: "{head.text}"',)
+
+    def _heater_wait(self, reached: Callable[[], bool], now: float) -> Wait:
+        """M109/M190: finish once the heater is within the window; print temps meanwhile."""
+        state = {"next": now + TEMP_REPORT_S}
+
+        def wait(t: float) -> bool:
+            if reached():
+                return True
+            if t >= state["next"]:
+                state["next"] = t + TEMP_REPORT_S
+                self.send_line(" " + self.machine.temps_text() + " W:?")
+            return False
+
+        return wait
+
+    def _dwell_wait(self, dwell_s: float) -> Wait:
+        """G4: wait for the planner to empty, then dwell ``dwell_s`` seconds (scaled)."""
+        state: dict[str, float] = {}
+
+        def wait(t: float) -> bool:
+            if not self.machine.planner_empty():
+                return False
+            end = state.setdefault("end", t + dwell_s)
+            return t >= end
+
+        return wait

@@ -1,0 +1,146 @@
+"""The simulated printer behind the Marlin simulator: heaters, fan, position and the planner.
+
+Pure state, no I/O and no threads: the firmware loop calls it under its own lock, with the
+time passed in (``now``, monotonic seconds). ``speed`` scales motion and heating time.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+AMBIENT_C = 21.0
+HOTEND_RATE_C_S = 2.5  # heating/cooling rate at speed 1
+BED_RATE_C_S = 1.0
+TEMP_WINDOW_C = 1.0  # M109/M190 consider the target reached within this
+HOMING_S = 3.0
+AXES = ("X", "Y", "Z", "E")
+
+
+@dataclass
+class Heater:
+    """One heater: actual and target temperature in °C, moving linearly toward the target."""
+
+    rate_c_s: float
+    actual_c: float = AMBIENT_C
+    target_c: float = 0.0
+
+    def update(self, dt_s: float) -> None:
+        goal = max(self.target_c, AMBIENT_C)
+        step = self.rate_c_s * dt_s
+        if abs(goal - self.actual_c) <= step:
+            self.actual_c = goal
+        else:
+            self.actual_c += math.copysign(step, goal - self.actual_c)
+
+    def reached(self) -> bool:
+        return abs(self.actual_c - max(self.target_c, AMBIENT_C)) <= TEMP_WINDOW_C
+
+
+def parse_words(cmd: str) -> tuple[str, dict[str, float]]:
+    """Split ``G1 X10 F3000`` into ("G1", {"X": 10.0, "F": 3000.0}); bad words are ignored."""
+    words = cmd.split()
+    if not words:
+        return "", {}
+    code = words[0].upper()
+    params: dict[str, float] = {}
+    for word in words[1:]:
+        letter, value = word[:1].upper(), word[1:]
+        try:
+            params[letter] = float(value) if value else 0.0
+        except ValueError:
+            continue
+    return code, params
+
+
+class Machine:
+    """Heaters, fan, position (mm) and a planner of ``planner_size`` timed moves."""
+
+    def __init__(self, speed: float = 1.0, planner_size: int = 16) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.speed = speed
+        self.planner_size = planner_size
+        self.hotend = Heater(HOTEND_RATE_C_S)
+        self.bed = Heater(BED_RATE_C_S)
+        self.fan = 0  # 0..255
+        self.steppers_on = False
+        self.position = dict.fromkeys(AXES, 0.0)
+        self.relative = False
+        self.e_relative = False
+        self.feed_mm_min = 1500.0
+        self._moves: collections.deque[float] = collections.deque()  # end times
+        self._last_tick: float | None = None
+
+    def tick(self, now: float) -> None:
+        """Advance heaters and retire finished moves up to ``now``."""
+        if self._last_tick is not None:
+            dt = (now - self._last_tick) * self.speed
+            self.hotend.update(dt)
+            self.bed.update(dt)
+        self._last_tick = now
+        while self._moves and self._moves[0] <= now:
+            self._moves.popleft()
+
+    def planner_free(self) -> int:
+        return self.planner_size - len(self._moves)
+
+    def planner_empty(self) -> bool:
+        return not self._moves
+
+    def next_event(self) -> float | None:
+        return self._moves[0] if self._moves else None
+
+    def _enqueue(self, duration_s: float, now: float) -> None:
+        start = self._moves[-1] if self._moves else now
+        self._moves.append(max(start, now) + duration_s / self.speed)
+
+    def move(self, params: dict[str, float], now: float) -> bool:
+        """Plan a G0/G1; False (nothing changed) when the planner is full."""
+        if self.planner_free() <= 0:
+            return False
+        if "F" in params and params["F"] > 0:
+            self.feed_mm_min = params["F"]
+        deltas = {}
+        for axis in AXES:
+            if axis in params:
+                rel = self.e_relative if axis == "E" else self.relative
+                target = self.position[axis] + params[axis] if rel else params[axis]
+                deltas[axis] = target - self.position[axis]
+                self.position[axis] = target
+        xyz = math.sqrt(sum(deltas.get(a, 0.0) ** 2 for a in "XYZ"))
+        distance = xyz if xyz > 0 else abs(deltas.get("E", 0.0))
+        self.steppers_on = True
+        self._enqueue(distance / (self.feed_mm_min / 60.0), now)
+        return True
+
+    def home(self, params: dict[str, float], now: float) -> bool:
+        """G28: home the named axes (all when none named); False when the planner is full."""
+        if self.planner_free() <= 0:
+            return False
+        axes = [a for a in "XYZ" if a in params] or ["X", "Y", "Z"]
+        for axis in axes:
+            self.position[axis] = 0.0
+        self.steppers_on = True
+        self._enqueue(HOMING_S, now)
+        return True
+
+    def set_position(self, params: dict[str, float]) -> None:
+        """G92: the current position becomes the given coordinates (all zero if none)."""
+        for axis in AXES:
+            if axis in params or not params:
+                self.position[axis] = params.get(axis, 0.0)
+
+    def temps_text(self) -> str:
+        """Temperatures as Marlin prints them: ``T:21.00 /0.00 B:21.00 /0.00 @:0 B@:0``."""
+        h, b = self.hotend, self.bed
+        return f"T:{h.actual_c:.2f} /{h.target_c:.2f} B:{b.actual_c:.2f} /{b.target_c:.2f} @:0 B@:0"
+
+    def position_text(self) -> str:
+        """Position as M114 prints it."""
+        p = self.position
+        return (
+            f"X:{p['X']:.2f} Y:{p['Y']:.2f} Z:{p['Z']:.2f} E:{p['E']:.2f} "
+            f"Count X:{round(p['X'] * 80)} Y:{round(p['Y'] * 80)} Z:{round(p['Z'] * 400)}"
+        )
