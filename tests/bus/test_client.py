@@ -80,7 +80,9 @@ def hub_client(
     return hub
 
 
-def test_every_message_type_round_trips_through_the_broker(mosquitto: BrokerHandle) -> None:
+def test_every_message_type_round_trips_through_the_broker(mosquitto_fresh: BrokerHandle) -> None:
+    # a broker of its own: other tests' retained statuses on the shared one would arrive too
+    mosquitto = mosquitto_fresh
     hub_inbox, to_hub = collector()
     agent_inbox, to_agent = collector()
     agent = BusClient(mosquitto.settings(AGENT))
@@ -118,7 +120,10 @@ time.sleep(120)
 """
 
 
-def test_last_will_marks_a_killed_agent_offline_and_is_retained(mosquitto: BrokerHandle) -> None:
+def test_last_will_marks_a_killed_agent_offline_and_is_retained(
+    mosquitto_fresh: BrokerHandle,
+) -> None:
+    mosquitto = mosquitto_fresh  # no retained status left by other tests
     inbox, to_hub = collector()
     settings = mosquitto.settings("carol")
     with running(hub_client(mosquitto, to_hub)):
