@@ -1,18 +1,18 @@
 """The one exception tree of fabnet; every layer raises from here and the edges map it.
 
-    FabnetError
-    ├── InvalidInput        bad input from a person or a peer (HTTP 400); names field and value
-    │   ├── ConfigError     a config or profile file is wrong (names the file and key)
-    │   ├── MeshError       a mesh cannot be used (not a mesh, empty, not watertight, too big…)
-    │   ├── GcodeError      G-code cannot be parsed
-    │   └── LicenseError    a license forbids what was asked (e.g. remixing a -ND design)
-    ├── NotFound            a named thing does not exist (HTTP 404)
-    ├── Conflict            the state of a thing forbids the action (HTTP 409)
-    ├── SafetyError         G-code would exceed a machine's limits; carries the violations
-    ├── ToolMissing         an external program (slicer, broker) is not installed
-    ├── ToolFailed          an external program ran and failed (carries its output)
-    └── DeviceError         a machine or its host answered with an error (HTTP 502); raw line kept
-        └── DeviceTimeout   a machine or its host stopped answering
+FabnetError
+├── InvalidInput        bad input from a person or a peer (HTTP 400); names field and value
+│   ├── ConfigError     a config or profile file is wrong (names the file and key)
+│   ├── MeshError       a mesh cannot be used (not a mesh, empty, not watertight, too big…)
+│   ├── GcodeError      G-code cannot be parsed
+│   └── LicenseError    a license forbids what was asked (e.g. remixing a -ND design)
+├── NotFound            a named thing does not exist (HTTP 404)
+├── Conflict            the state of a thing forbids the action (HTTP 409)
+├── SafetyError         G-code would exceed a machine's limits; carries the violations
+├── ToolMissing         an external program (slicer, broker) is not installed
+├── ToolFailed          an external program ran and failed (carries its output)
+└── DeviceError         a machine or its host answered with an error (HTTP 502); raw line kept
+    └── DeviceTimeout   a machine or its host stopped answering
 """
 
 from __future__ import annotations
