@@ -22,8 +22,8 @@ from fabnet.bus.topics import Topic, TopicKind
 from fabnet.core import events as ev
 from fabnet.core.jobs import Quality
 from fabnet.core.matching import MachineIndex
-from fabnet.core.states import MachineState
-from fabnet.core.tasks import Transition
+from fabnet.core.states import IgnoreReason, MachineState, TaskState
+from fabnet.core.tasks import Ignored, Transition
 from fabnet.errors import FabnetError, NotFound
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
@@ -156,7 +156,7 @@ class Dispatcher:
             self._offered_to.pop(event.task_id, None)
         if not isinstance(outcome, Transition):
             log.debug("event %s on task %s ignored: %s", event.TYPE, event.task_id, outcome)
-            if isinstance(event, msg.TaskAccepted | msg.TaskStarted | msg.TaskProgress):
+            if self._works_on_lost_task(outcome, event, machine_id):
                 # the agent works on something the hub no longer gives it: tell it to stop
                 self._send(machine_id, msg.TaskCancel, event.task_id, event.attempt)
             self._refresh_machine(machine_id)
@@ -172,6 +172,20 @@ class Dispatcher:
             self._produce(outcome)
         elif outcome.to_state.is_final or outcome.to_state.value == "queued":
             self._refresh_machine(machine_id)
+
+    def _works_on_lost_task(self, ignored: Ignored, event: msg.TaskEvent, machine_id: str) -> bool:
+        """True when an ignored event shows the machine busy with a task it no longer holds
+        (an older offer, or a task cancelled, failed or done elsewhere). A duplicate, or a late
+        report about work this machine finished, needs no answer."""
+        if not isinstance(event, msg.TaskAccepted | msg.TaskStarted | msg.TaskProgress):
+            return False
+        if ignored.reason is IgnoreReason.STALE:
+            return True
+        if ignored.reason is not IgnoreReason.FINAL:
+            return False
+        task = self._store.tasks.get(event.task_id)
+        finished_here = bool(task.attempts) and task.attempts[-1].machine_id == machine_id
+        return not (task.state is TaskState.DONE and finished_here)
 
     def _produce(self, claimed: Transition) -> None:
         task = claimed.task
