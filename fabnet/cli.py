@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "submit": "fabnet.hub.cli:submit_command",
     "jobs": "fabnet.hub.cli:jobs",
     "broker-config": "fabnet.bus.cli:broker_config_command",
+    "users": "fabnet.hub.users_cli:users",
 }
 
 

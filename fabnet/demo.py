@@ -92,6 +92,26 @@ def summary_line(network: object) -> str:
     return f"tasks: {task_text} | made: {gram_text} | machines: {machine_text}"
 
 
+def _demo_users(network: object) -> str:
+    """One account per role (and one per maker, owning its agent); returns their password."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from fabnet.sim.network import SimNetwork
+
+    assert isinstance(network, SimNetwork) and network.hub is not None
+    accounts = network.hub.store.accounts
+    password = secrets.token_hex(6)
+    now = datetime.now(UTC)
+    accounts.add_user("operator", password, ["operator"], now)
+    accounts.add_user("requester", password, ["requester"], now)
+    for maker in network.makers:
+        accounts.add_user(
+            maker.agent_id, password, ["maker", "requester"], now, maker_ids=[maker.agent_id]
+        )
+    return password
+
+
 def run_network_demo(root: Path, speed: float, port: int, duration_s: float | None) -> None:
     from fabnet.sim.network import SimNetwork
 
@@ -107,9 +127,14 @@ def run_network_demo(root: Path, speed: float, port: int, duration_s: float | No
             f"try:     fabnet jobs list --hub {network.hub.public_url} "
             f"--token {network.files.api_token}"
         )
+        password = _demo_users(network)
+        click.echo(
+            f"dashboard {network.hub.public_url}/   log in as operator, requester, or a "
+            f"maker (ada, bruno, chen, dana); password for all: {password}"
+        )
         for slug, material, quantity in DEMO_JOBS:
             info = network.hub.service.submit(
-                JobRequest(design=slug, quantity=quantity, material=material, requester="demo")
+                JobRequest(design=slug, quantity=quantity, material=material, requester="requester")
             )
             click.echo(f"submitted job {info.spec.job_id}: {quantity} x {slug} in {material}")
         _follow(network, duration_s)

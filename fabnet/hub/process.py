@@ -22,6 +22,7 @@ from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
 from fabnet.store import Store
 from fabnet.web import create_app
+from fabnet.web.app import WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,13 @@ class Hub:
             self.dispatcher.cancel_job,
             max_attempts=self.config.max_attempts,
         )
-        self._http.app = create_app(self.service, self.artifacts, self.config.api_token)
+        self._http.app = create_app(
+            self.service,
+            self.artifacts,
+            self.config.api_token,
+            settings=WebSettings.from_hub_config(self.config, self.public_url),
+            dispatcher=self.dispatcher,
+        )
         threading.Thread(target=self._http.serve_forever, name="hub-http", daemon=True).start()
         self.dispatcher.start()
         for sub in topics.hub_subscriptions():

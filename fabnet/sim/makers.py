@@ -88,7 +88,7 @@ def write_network(
     root.mkdir(parents=True, exist_ok=True)
     users = {"hub": secrets.token_urlsafe(16)}
     users.update({m.agent_id: secrets.token_urlsafe(16) for m in makers})
-    token = secrets.token_urlsafe(24)
+    token = "fab_" + secrets.token_hex(20)  # no leading "-": it is passed on command lines
     db = database_url or f"sqlite:///{root / 'hub' / 'fabnet.db'}"
     (root / "hub").mkdir(exist_ok=True)
     hub = root / "hub.toml"

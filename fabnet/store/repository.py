@@ -9,6 +9,7 @@ from fabnet.core.events import TaskEvent
 from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
 from fabnet.core.matching import TaskRequest
 from fabnet.core.tasks import Outcome, Transition
+from fabnet.store.accounts import Accounts
 from fabnet.store.catalog import Catalog
 from fabnet.store.database import DEFAULT_URL, Database
 from fabnet.store.jobs import Jobs
@@ -36,6 +37,7 @@ class Store:
         self.tasks = Tasks(self.db)
         self.jobs = Jobs(self.db, self.tasks)
         self.ledger = Ledger(self.db)
+        self.accounts = Accounts(self.db)
 
     def create_tables(self) -> None:
         """Create missing tables (existing ones are left as they are)."""

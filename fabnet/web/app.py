@@ -1,17 +1,26 @@
-"""``create_app``: the hub's Flask application, with fabnet's error tree mapped to HTTP."""
+"""``create_app``: the hub's Flask application — auth, ``/api/v1``, artifacts — with
+fabnet's error tree mapped to HTTP."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers.response import Response as BaseResponse
 
-from fabnet.errors import Conflict, DeviceError, FabnetError, InvalidInput, NotFound
+from fabnet.errors import Conflict, DeviceError, FabnetError, InvalidInput, MeshError, NotFound
 from fabnet.hub.artifacts import ArtifactStore
+from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
-from fabnet.web.api import make_api
+from fabnet.store.listings import Listings
+from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
+from fabnet.web.api.offers import DispatcherOffers
+from fabnet.web.auth import init_auth
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +33,59 @@ STATUS_BY_ERROR: tuple[tuple[type[FabnetError], int], ...] = (
 TOKEN_HEADER = "X-Fabnet-Token"
 
 
-def create_app(service: HubService, artifacts: ArtifactStore, api_token: str) -> Flask:
-    """The hub's app: ``/api/v1`` (bearer token) and ``/artifacts`` (one-task tokens)."""
+@dataclass(frozen=True)
+class WebSettings:
+    """What the web layer needs beyond the service: where its key lives, the hub's public
+    URL and broker details for machine registration, and the design library folder."""
+
+    data_dir: Path | None = None
+    hub_url: str = "http://127.0.0.1:5000"
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    library_dir: Path | None = None
+
+    @classmethod
+    def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
+        """From a ``fabnet.config.HubConfig`` (no broker password file is configured there)."""
+        b = config.broker
+        broker = BrokerSettings(f"mqtt://{b.host}:{b.port}", b.username, b.password, None)
+        return cls(data_dir=config.data_dir, hub_url=hub_url, broker=broker)
+
+
+def create_app(
+    service: HubService,
+    artifacts: ArtifactStore,
+    api_token: str,
+    *,
+    settings: WebSettings | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> Flask:
+    """The hub's app: log-in pages, ``/api/v1`` (session or bearer token; ``api_token`` is the
+    operator bootstrap token) and ``/artifacts`` (one-task tokens).
+
+    Without ``dispatcher`` offers cannot be accepted or declined (409).
+    """
+    settings = settings or WebSettings()
     app = Flask("fabnet")
     app.config["JSON_SORT_KEYS"] = False
-    app.register_blueprint(make_api(service, api_token), url_prefix="/api/v1")
+    init_auth(app, service.store.accounts, api_token, settings.data_dir)
+    ctx = ApiContext(
+        service=service,
+        listings=Listings(service.store.db),
+        broker=settings.broker,
+        hub_url=settings.hub_url,
+        offers=DispatcherOffers(dispatcher) if dispatcher else None,
+        library_dir=settings.library_dir,
+    )
+    blueprint, endpoints = make_api(ctx)
+    app.register_blueprint(blueprint, url_prefix=PREFIX)
+    app.extensions["fabnet_api_endpoints"] = endpoints
+    app.extensions["fabnet_api_context"] = ctx
+    # --- dashboard (pages, /events, /assets): owned by fabnet/web/dashboard ---
+    from fabnet.web.dashboard import register_dashboard
+
+    cache = settings.data_dir / "dashboard-cache" if settings.data_dir else None
+    register_dashboard(app, service, artifacts, cache)
+    # --- end dashboard ---
 
     @app.get("/artifacts/<task_id>/<int:offer_no>")
     def artifact(task_id: str, offer_no: int) -> Response:
@@ -44,14 +101,19 @@ def create_app(service: HubService, artifacts: ArtifactStore, api_token: str) ->
 
     @app.errorhandler(FabnetError)
     def fabnet_error(exc: FabnetError) -> tuple[Response, int]:
+        body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+        if isinstance(exc, MeshError):
+            body["reason"] = exc.reason
         for kind, status in STATUS_BY_ERROR:
             if isinstance(exc, kind):
-                return jsonify({"error": type(exc).__name__, "message": str(exc)}), status
+                return jsonify(body), status
         log.error("unmapped error on %s: %s", request.path, exc)
-        return jsonify({"error": type(exc).__name__, "message": str(exc)}), 500
+        return jsonify(body), 500
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
+    def http_error(exc: HTTPException) -> BaseResponse | tuple[Response, int]:
+        if exc.code in (301, 302, 303, 307, 308):
+            return exc.get_response()
         return jsonify({"error": exc.name, "message": exc.description}), exc.code or 500
 
     return app

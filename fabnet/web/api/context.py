@@ -1,0 +1,75 @@
+"""What the API's route modules share: the hub's parts, paging, and ownership checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from flask import abort
+
+from fabnet.hub.service import HubService
+from fabnet.store.listings import Listings
+from fabnet.web.auth import User
+from fabnet.web.schemas import Field, Schema
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+
+LIMIT = Field("limit", "integer", minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE)
+OFFSET = Field("offset", "integer", minimum=0, default=0, description="rows to skip")
+PAGE = Schema("Page", (LIMIT, OFFSET))
+
+
+class OfferDecider(Protocol):
+    """Applies a maker's decision on an offer as if their agent had sent it."""
+
+    def decide(
+        self, machine_id: str, task_id: str, offer_no: int, accept: bool, reason: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """How agents reach the broker, and where the hub keeps Mosquitto's password file.
+
+    ``password_file`` None: registrations are recorded but no file is written.
+    """
+
+    url: str = "mqtt://127.0.0.1:1883"
+    hub_user: str = "hub"
+    hub_password: str = ""
+    password_file: Path | None = None
+
+
+@dataclass
+class ApiContext:
+    """The hub's parts the routes call."""
+
+    service: HubService
+    listings: Listings
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    hub_url: str = "http://127.0.0.1:5000"
+    offers: OfferDecider | None = None
+    library_dir: Path | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def store(self) -> Any:
+        return self.service.store
+
+
+def forbid(reason: str) -> None:
+    """Answer 403 with ``reason``."""
+    abort(403, description=reason)
+
+
+def own_makers(user: User) -> frozenset[str] | None:
+    """The makers whose machines ``user`` may see: None (all) for operators."""
+    return None if user.is_operator else user.maker_ids
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None

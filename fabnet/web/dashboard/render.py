@@ -1,0 +1,58 @@
+"""Rendering shared by the dashboard's pages: templates, static files, HTML error pages."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from fabnet.errors import Conflict, FabnetError, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES = WEB_DIR / "templates"
+STATIC = WEB_DIR / "static"
+STATUS_BY_ERROR: tuple[tuple[type[FabnetError], int], ...] = (
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+)
+
+# Templates and static files; the other blueprints only add views.
+assets = Blueprint(
+    "dashboard_assets",
+    __name__,
+    template_folder=str(TEMPLATES),
+    static_folder=str(STATIC),
+    static_url_path="/assets",
+)
+
+
+def page_blueprint(name: str) -> Blueprint:
+    """A blueprint whose errors render as HTML pages rather than JSON."""
+    bp = Blueprint(name, __name__, template_folder=str(TEMPLATES))
+    bp.register_error_handler(HTTPException, _http_error)
+    bp.register_error_handler(FabnetError, _fabnet_error)
+    return bp
+
+
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    code = exc.code or 500
+    return render_template("error.html", code=code, title=exc.name, message=exc.description), code
+
+
+def _fabnet_error(exc: FabnetError) -> tuple[str, int]:
+    code = next((c for kind, c in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
+    if code == 500:
+        log.error("unmapped error on %s: %s", request.path, exc)
+    title = type(exc).__name__
+    return render_template("error.html", code=code, title=title, message=str(exc)), code
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``template`` with ``context``."""
+    return render_template(template, **context)
