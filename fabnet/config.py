@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +27,7 @@ class BrokerConfig:
     port: int
     username: str
     password: str
+    password_file: Path | None = None  # the broker's password file the hub adds makers to
 
     @classmethod
     def from_url(cls, url: str, username: str, password: str, where: str) -> BrokerConfig:
@@ -114,11 +115,14 @@ def load_hub_config(path: Path) -> HubConfig:
     http = root.table("http")
     config = HubConfig(
         hub_id=hub.text("id", "hub"),
-        broker=BrokerConfig.from_url(
-            broker.text("url", DEFAULT_BROKER_URL),
-            broker.text("username", "hub"),
-            broker.text("password"),
-            str(path),
+        broker=replace(
+            BrokerConfig.from_url(
+                broker.text("url", DEFAULT_BROKER_URL),
+                broker.text("username", "hub"),
+                broker.text("password"),
+                str(path),
+            ),
+            password_file=Path(pf) if (pf := broker.text("password_file", "")) else None,
         ),
         database_url=db.text("url", DEFAULT_DATABASE_URL),
         http_host=http.text("host", "127.0.0.1"),

@@ -143,6 +143,8 @@ slicer = "builtin"         # builtin | prusaslicer | curaengine (CNC machines al
 url = "mqtt://127.0.0.1:1883"
 username = "hub"
 password = "change-me"     # see `fabnet broker-config`
+password_file = ""         # Mosquitto's password file: machines registered on the dashboard are
+                           # added to it (then send Mosquitto SIGHUP); "" = record only
 
 [database]
 url = "sqlite:///var/fabnet.db"   # or postgresql+psycopg2://user@host/fabnet

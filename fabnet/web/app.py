@@ -45,9 +45,11 @@ class WebSettings:
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
-        """From a ``fabnet.config.HubConfig`` (no broker password file is configured there)."""
+        """From a ``fabnet.config.HubConfig``; registrations go into its broker password file."""
         b = config.broker
-        broker = BrokerSettings(f"mqtt://{b.host}:{b.port}", b.username, b.password, None)
+        broker = BrokerSettings(
+            f"mqtt://{b.host}:{b.port}", b.username, b.password, b.password_file
+        )
         return cls(data_dir=config.data_dir, hub_url=hub_url, broker=broker)
 
 
