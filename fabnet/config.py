@@ -17,6 +17,7 @@ from fabnet.profiles.reader import TableReader
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL = "sqlite:///var/fabnet.db"
+SLICER_CHOICES = ("builtin", "prusaslicer", "curaengine")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class HubConfig:
     max_attempts: int
     sweep_interval_s: float
     slicer: str
+    machine_slicers: dict[str, str] = field(default_factory=dict)  # "<agent>/<machine>" -> name
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,22 @@ def load_hub_config(path: Path) -> HubConfig:
         offer_timeout_s=hub.number("offer_timeout_s", 1, 86400, 60),
         max_attempts=hub.integer("max_attempts", 1, 20, 3),
         sweep_interval_s=hub.number("sweep_interval_s", 0.2, 600, 5),
-        slicer=hub.text("slicer", "builtin", choices=("builtin", "prusaslicer", "curaengine")),
+        slicer=hub.text("slicer", "builtin", choices=SLICER_CHOICES),
+        machine_slicers=_machine_slicers(root),
     )
     for table in (hub, broker, db, http, root):
         table.finish()
     return config
+
+
+def _machine_slicers(root: TableReader) -> dict[str, str]:
+    """``[slicers]``: a slicer per machine (``"ada/mk3s-1" = "prusaslicer"``), over the hub's."""
+    if not root.has("slicers"):
+        return {}
+    table = root.table("slicers")
+    chosen = {key: table.text(key, choices=SLICER_CHOICES) for key in table.keys()}
+    table.finish()
+    return chosen
 
 
 def load_agent_config(path: Path) -> AgentConfig:

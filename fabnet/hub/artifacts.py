@@ -42,26 +42,38 @@ class Artifact:
 class ArtifactStore:
     """Produces, caches and authorises task G-code under ``root``."""
 
-    def __init__(self, root: Path, slicer: str = "builtin") -> None:
+    def __init__(
+        self, root: Path, slicer: str = "builtin", machine_slicers: dict[str, str] | None = None
+    ) -> None:
         self._root = root
         self._cache_dir = root / "gcode"
         self._assign_dir = root / "assignments"
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         self._assign_dir.mkdir(parents=True, exist_ok=True)
         self._slicer = slicer
+        self._machine_slicers = dict(machine_slicers or {})
         self._secret = _load_secret(root / "token.secret")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def produce(
-        self, entry: DesignEntry, profile_id: str, material_name: str, quality: Quality, parts: int
+        self,
+        entry: DesignEntry,
+        profile_id: str,
+        material_name: str,
+        quality: Quality,
+        parts: int,
+        machine_id: str = "",
     ) -> Artifact:
         """G-code for ``parts`` copies of ``entry`` on ``profile_id``; checked against the profile.
+
+        The slicer is the one configured for ``machine_id``, else the hub's (CNC: toolpaths).
 
         Raises MeshError when the design cannot be sliced for that machine and SafetyError when
         the produced G-code would exceed the profile's limits (it is then never served)."""
         profile = load_profile(profile_id)
-        slicer_name = slicer_name_for(profile, self._slicer)
+        preferred = self._machine_slicers.get(machine_id, self._slicer)
+        slicer_name = slicer_name_for(profile, preferred)
         key_text = f"{entry.design_id}|{profile_id}|{material_name}|{quality}|{parts}|{slicer_name}"
         key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
         path = self._cache_dir / f"{key}.gcode"

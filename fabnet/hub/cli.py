@@ -154,6 +154,10 @@ host = "127.0.0.1"
 port = 5000
 public_url = ""            # how agents reach this hub; empty = http://host:port
 api_token = "change-me-too"
+
+# A slicer per machine ("<agent>/<machine>"), over [hub] slicer; optional:
+# [slicers]
+# "ada/mk3s-1" = "prusaslicer"
 """
 
 

@@ -196,7 +196,12 @@ class Dispatcher:
         def produce() -> None:
             try:
                 artifact = self._artifacts.produce(
-                    entry, machine.profile, job.material, Quality(job.quality), job.parts_per_task
+                    entry,
+                    machine.profile,
+                    job.material,
+                    Quality(job.quality),
+                    job.parts_per_task,
+                    machine.machine_id,
                 )
             except FabnetError as exc:
                 log.warning("cannot produce task %s for %s: %s", task.task_id, machine.profile, exc)

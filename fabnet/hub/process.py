@@ -35,7 +35,9 @@ class Hub:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.database_url)
         self.designs = DesignCatalog(self.store)
-        self.artifacts = ArtifactStore(config.data_dir / "artifacts", config.slicer)
+        self.artifacts = ArtifactStore(
+            config.data_dir / "artifacts", config.slicer, config.machine_slicers
+        )
         b = config.broker
         settings = BusSettings(
             b.host, b.port, b.username, b.password, client_id=f"fabnet-hub-{config.hub_id}"

@@ -62,3 +62,16 @@ def test_bad_config_key_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["hub", "--config", str(path)])
     assert result.exit_code != 0
     assert "unknown key(s) hub.leese_s" in str(result.exception)
+
+
+def test_slicer_per_machine_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    CliRunner().invoke(cli, ["init", "hub", "-o", str(path)])
+    text = path.read_text()
+    path.write_text(text + '\n[slicers]\n"ada/mk3s-1" = "prusaslicer"\n')
+    assert load_hub_config(path).machine_slicers == {"ada/mk3s-1": "prusaslicer"}
+    path.write_text(text + '\n[slicers]\n"ada/mk3s-1" = "slic3r"\n')
+    result = CliRunner().invoke(cli, ["hub", "--config", str(path)])
+    assert "slicers.ada/mk3s-1 must be one of builtin, prusaslicer, curaengine" in str(
+        result.exception
+    )
