@@ -101,6 +101,8 @@ def _result(
     density = material.density_g_cm3 if material is not None else DEFAULT_DENSITY_G_CM3
     filament = state.filament_high_water_mm
     grams = filament * math.pi * (diameter / 2.0) ** 2 / 1000.0 * density
+    if filament == 0.0 and state.part_mass_g is not None:
+        grams = state.part_mass_g  # a CNC cut: the parts' declared weight
     if state.layer_markers_cura:
         layers, source = state.layer_markers_cura, "cura"
     elif state.layer_markers_prusa:

@@ -18,6 +18,18 @@ HOTEND_KEYS = ("EXTRUDER", "EXTRUDER_TEMP", "HOTEND", "HOTEND_TEMP", "NOZZLE", "
 BED_KEYS = ("BED", "BED_TEMP")
 _WAITS = frozenset({"M109", "M190", "M116", "M400", "G28", "G29", "G80", "TEMPERATURE_WAIT"})
 
+# A cut removes material instead of depositing it: fabnet's CNC generator declares what the
+# parts weigh in this comment, and the analyser reports it as the job's grams.
+PART_MASS_COMMENT = "; part_mass_g:"
+
+
+def _comment_number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if 0.0 <= value < 1e9 else None
+
 
 class MachineState:
     """Executes GcodeLines one by one. Positions are logical (what the file says) plus the G92
@@ -47,6 +59,7 @@ class MachineState:
         self.all_box, self.extrude_box, self.cut_box = Box(), Box(), Box()
         self.max_hotend_c = self.max_bed_c = self.max_feed_mm_min = 0.0
         self.spindle_max_rpm = 0.0
+        self.part_mass_g: float | None = None  # declared by fabnet's CNC generator
         self.extrude_mm = self.feed_mm = self.rapid_mm = 0.0
         self._was_extruding = False
         self._handlers: dict[str, Callable[[dict[str, float]], None]] = {
@@ -85,6 +98,8 @@ class MachineState:
                 self.layer_markers_cura += 1
             elif raw.startswith(";LAYER_CHANGE"):
                 self.layer_markers_prusa += 1
+            elif raw.startswith(PART_MASS_COMMENT):
+                self.part_mass_g = _comment_number(raw[len(PART_MASS_COMMENT) :])
         elif command == "":
             self.commands += 1
             if "S" in params:

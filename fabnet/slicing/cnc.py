@@ -12,6 +12,7 @@ import trimesh
 from numpy.typing import NDArray
 
 from fabnet.errors import InvalidInput
+from fabnet.gcode.machine import PART_MASS_COMMENT
 from fabnet.profiles import CncMaterial, CncProfile, FdmMaterial, MachineProfile, Tool
 from fabnet.slicing.base import SliceResult, SliceSettings
 from fabnet.slicing.fdm.placement import arrange
@@ -129,6 +130,9 @@ class CncToolpathGenerator:
             outline = shapely.affinity.rotate(outline, 90.0, origin=(0.0, 0.0))
             x0, y0, _, _ = outline.bounds
         lines = _program_start(profile, material)
+        # what the parts weigh: the ledger's "how much material" for a cut, read by the analyser
+        part_g = outline.area * material.thickness_mm / 1000.0 * material.density_g_cm3
+        lines.insert(2, f"{PART_MASS_COMMENT} {part_g * len(placement.offsets):.2f}")
         for ox, oy in placement.offsets:
             placed = shapely.affinity.translate(outline, ox + d / 2 - x0, oy + d / 2 - y0)
             for ring in cut_rings(placed, tool):

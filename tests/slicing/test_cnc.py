@@ -129,3 +129,14 @@ def test_copies_are_cut_apart_inside_the_work_area() -> None:
     corners = sorted((float(x), float(y)) for x, y in starts)
     gaps = {round(abs(b[0] - a[0]), 2) for a, b in zip(corners, corners[1:], strict=False)}
     assert max(gaps) >= 20.0 + 6.35 + 5.0 - 0.01  # part + cutter + gap
+
+
+def test_analysis_reports_what_the_cut_parts_weigh() -> None:
+    from fabnet.gcode import analyse
+
+    mdf = _stock("mdf")
+    mesh, gcode = _cut("cube_xyz_20mm", mdf)
+    area = part_outline(mesh).area
+    assert area == pytest.approx(400.0, abs=0.01)  # a 20 mm cube's footprint
+    expected = area * mdf.thickness_mm / 1000.0 * mdf.density_g_cm3
+    assert analyse(gcode, _shapeoko()).grams == pytest.approx(expected, abs=0.01)
