@@ -24,7 +24,7 @@ from fabnet.core.jobs import Quality
 from fabnet.core.matching import MachineIndex
 from fabnet.core.states import IgnoreReason, MachineState, TaskState
 from fabnet.core.tasks import Ignored, Transition
-from fabnet.errors import FabnetError, NotFound
+from fabnet.errors import Conflict, FabnetError, NotFound
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
@@ -329,6 +329,15 @@ class Dispatcher:
         )
 
     # -- hub-side commands (from the API) ---------------------------------------------------
+
+    def control_task(self, task_id: str, pause: bool) -> None:
+        """Pause or resume a running task on its machine; Conflict when it is not running."""
+        task = self._store.tasks.get(task_id)
+        if task.state is not TaskState.RUNNING or not task.machine_id:
+            action = "pause" if pause else "resume"
+            raise Conflict(f"cannot {action} task {task_id}: it is {task.state.value}, not running")
+        command = msg.TaskPause if pause else msg.TaskResume
+        self.submit(lambda: self._send(task.machine_id or "", command, task_id, task.offer_no))
 
     def cancel_job(self, job_id: str, reason: str) -> None:
         """Cancel every unfinished task of a job and tell the machines holding them."""

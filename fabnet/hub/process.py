@@ -76,6 +76,7 @@ class Hub:
             self.designs,
             self.dispatcher.cancel_job,
             max_attempts=self.config.max_attempts,
+            control_task=self.dispatcher.control_task,
         )
         self._http.app = create_app(
             self.service,

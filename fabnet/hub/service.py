@@ -66,10 +66,12 @@ class HubService:
         cancel_tasks: Callable[[str, str], None],
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        control_task: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.store = store
         self.designs = designs
         self._cancel_tasks = cancel_tasks
+        self._control_task = control_task
         self._max_attempts = max_attempts
         self._clock = clock
 
@@ -120,6 +122,12 @@ class HubService:
             raise Conflict(f"job {job_id} is already {info.state.value}")
         self._cancel_tasks(job_id, reason)
         return self.store.jobs.get(job_id)
+
+    def pause(self, task_id: str, pause: bool = True) -> None:
+        """Pause (or resume) a running task on its machine; Conflict when it is not running."""
+        if self._control_task is None:
+            raise Conflict("this hub cannot reach machines (no dispatcher)")
+        self._control_task(task_id, pause)
 
     def job_tasks(self, job_id: str) -> list[dict[str, Any]]:
         self.store.jobs.get(job_id)  # NotFound for an unknown job

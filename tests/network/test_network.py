@@ -164,3 +164,36 @@ def test_rest_api_refuses_bad_requests(network: Network) -> None:
         assert "401" in str(exc)
     else:
         raise AssertionError("wrong token accepted")
+
+
+def test_pause_and_resume_reach_the_machine(network: Network) -> None:
+    network.start_hub()
+    network.start_agent("chen")
+    job_id = _submit(network, 1, design="torture-test-v2")  # ~15 s on the simulated machine
+    store = network.store()
+    wait_for(lambda: _running_on(store, job_id, "chen") is not None, 60, "the task to run")
+    task_id = _running_on(store, job_id, "chen") or ""
+    client = HubClient(network.hub_url, network.files.api_token)
+    client.call("POST", f"/tasks/{task_id}/pause")
+    machine = "chen/voron-1"
+    wait_for(
+        lambda: store.catalog.get_machine(machine).state.value == "paused",
+        10,
+        "the machine to report paused",
+    )
+    client.call("POST", f"/tasks/{task_id}/resume")
+    wait_for(
+        lambda: store.catalog.get_machine(machine).state.value == "busy",
+        10,
+        "the machine to report busy again",
+    )
+    wait_for(lambda: _job_done(store, job_id), 60, "the resumed task to finish")
+    _assert_counted_once(store, job_id, 1)
+    from fabnet.errors import Conflict
+
+    try:
+        client.call("POST", f"/tasks/{task_id}/pause")
+    except Conflict as exc:
+        assert "not running" in str(exc)
+    else:
+        raise AssertionError("pausing a done task was accepted")

@@ -195,5 +195,33 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         data["maker"] = split_machine_id(snapshot.machine_id)[0] if snapshot.machine_id else None
         return data
 
+    def _control(user: User | None, task_id: str, pause: bool) -> dict[str, Any]:
+        me = user_of(user)
+        snapshot = service.store.tasks.get(task_id)
+        if not snapshot.machine_id or not me.can_manage_machine(snapshot.machine_id):
+            forbid(f"task {task_id} is not running on one of your machines")
+        service.pause(task_id, pause)
+        return service.task(task_id)
+
+    @routes.route(
+        "POST",
+        "/tasks/<task_id>/pause",
+        summary="Pause a running task on its machine (409 when not running)",
+        roles=("maker", OPERATOR),
+        response=TASK_DETAIL,
+    )
+    def pause_task(user: User | None, task_id: str) -> dict[str, Any]:
+        return _control(user, task_id, True)
+
+    @routes.route(
+        "POST",
+        "/tasks/<task_id>/resume",
+        summary="Resume a paused task on its machine (409 when not running)",
+        roles=("maker", OPERATOR),
+        response=TASK_DETAIL,
+    )
+    def resume_task(user: User | None, task_id: str) -> dict[str, Any]:
+        return _control(user, task_id, False)
+
 
 MAX_TASKS = 10_000
