@@ -3,16 +3,22 @@ route and dashboard page (found in the url_map) driven by 50 keep-alive clients,
 Flask "hello" route measured in the same run.
 
     .venv/bin/python bench/web.py [--clients 50] [--requests 10] [--keep DIR]
+    .venv/bin/python bench/web.py --keep DIR --profile-route /maker   # one page, cProfile
 
-Target: p99 under 50 ms. Prints one row per route: requests, statuses, p50 and p99 (ms).
+Target: p99 under 50 ms. Prints one row per route: requests, statuses, p50 and p99 (ms), and
+both as multiples of the bare hello route's (the machine's floor under the same load). Pages
+run as the operator unless labelled (maker ``maker0`` with 10 machines, requester ``req000``);
+``/events`` rows time the first snapshot of a new stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import http.client
 import json
 import logging
+import pstats
 import random
 import re
 import shutil
@@ -26,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from fabnet.core.states import TaskState
+from fabnet.errors import NotFound
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.service import HubService
@@ -44,6 +52,7 @@ REQUESTERS = 100
 CUBE = "cube-xyz-20mm"
 PASSWORD = "bench password"
 SKIP = re.compile(r"^/(events|static|assets|artifacts)|/layer/|openapi")  # streams and files
+USERS = ("olga", "maker0", "req000")  # operator, maker (m0000), requester
 TASK_STATES = ["done"] * 60 + ["queued"] * 10 + ["offered"] * 10 + ["running"] * 10
 TASK_STATES += ["failed"] * 5 + ["cancelled"] * 5
 
@@ -129,16 +138,25 @@ def fill(store: Store, design_id: str, now: datetime) -> Ids:
     return Ids(jobs[0]["id"], tasks[0]["id"], offered["id"], "m0000", "p00")
 
 
+def kept_ids(store: Store) -> Ids:
+    """The ids ``fill`` returns, read back from a store it filled before."""
+    offered = store.tasks.find(state=TaskState.OFFERED, limit=1)[0].task_id
+    return Ids(f"{0:032x}", f"{0:016x}{0:016x}", offered, "m0000", "p00")
+
+
 def build(root: Path) -> tuple[Flask, Store, dict[str, str], Ids]:
     now = datetime.now(UTC)
     store = Store(f"sqlite:///{root / 'fabnet.db'}")
     library = root / "library"
-    shutil.copytree(library_dir() / CUBE, library / CUBE)
+    shutil.copytree(library_dir() / CUBE, library / CUBE, dirs_exist_ok=True)
     designs = DesignCatalog(store, library)
     designs.register_library(now)
-    t0 = time.perf_counter()
-    ids = fill(store, designs.resolve(CUBE).design_id, now)
-    print(f"filled the store in {time.perf_counter() - t0:.1f} s", flush=True)
+    if store.catalog.list_makers():  # a kept store from an earlier run: reuse its rows
+        ids = kept_ids(store)
+    else:
+        t0 = time.perf_counter()
+        ids = fill(store, designs.resolve(CUBE).design_id, now)
+        print(f"filled the store in {time.perf_counter() - t0:.1f} s", flush=True)
     service = HubService(store, designs, cancel_tasks=lambda job_id, reason: None)
     settings = WebSettings(data_dir=root / "hub", library_dir=library)
     app = create_app(
@@ -155,13 +173,16 @@ def build(root: Path) -> tuple[Flask, Store, dict[str, str], Ids]:
         ("req000", ["requester"], []),
         ("maker0", ["maker"], ["m0000"]),
     ):
-        account = store.accounts.add_user(name, PASSWORD, roles, now, maker_ids=makers)
+        try:
+            account = store.accounts.user_named(name)
+        except NotFound:
+            account = store.accounts.add_user(name, PASSWORD, roles, now, maker_ids=makers)
         tokens[name] = store.accounts.issue_token(account.user_id, "bench", now)[0]
     return app, store, tokens, ids
 
 
-def session_cookie(port: int) -> str:
-    """Log in as the operator through the form; the session cookie for the page routes."""
+def session_cookie(port: int, name: str) -> str:
+    """Log in as ``name`` through the form; the session cookie for the page routes."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     conn.request("GET", "/login")
     answer = conn.getresponse()
@@ -169,7 +190,7 @@ def session_cookie(port: int) -> str:
     cookie = answer.getheader("Set-Cookie", "").split(";")[0]
     token = re.search(r"name=[\"']?csrf_token[\"']? value=[\"']([^\"']+)", page)
     assert token, "no csrf_token in the log-in page"
-    form = f"name=olga&password={PASSWORD.replace(' ', '+')}&csrf_token={token.group(1)}"
+    form = f"name={name}&password={PASSWORD.replace(' ', '+')}&csrf_token={token.group(1)}"
     headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
     conn.request("POST", "/login", body=form, headers=headers)
     answer = conn.getresponse()
@@ -185,7 +206,7 @@ def targets(app: Flask, ids: Ids) -> list[tuple[str, str, str, Any]]:
     out: list[tuple[str, str, str, Any]] = [("hello (bare Flask)", "GET", "/hello", None)]
     pages: list[tuple[str, str, str, Any]] = []  # measured last: the slowest may linger
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if SKIP.search(rule.rule) or "GET" not in (rule.methods or ()):
+        if SKIP.search(rule.rule) or "GET" not in (rule.methods or ()) or rule.rule == "/hello":
             continue
         if any(arg not in values for arg in rule.arguments):
             continue
@@ -205,6 +226,16 @@ def targets(app: Flask, ids: Ids) -> list[tuple[str, str, str, Any]]:
          {"design": CUBE, "quantity": 2, "material": "PLA"}),
         ("PUT /api/v1/machines/<agent>/<machine>", "PUT", f"/api/v1/machines/{ids.agent}/{ids.machine}",
          {"materials": ["PETG"]}),
+    ]  # fmt: skip
+    pages += [
+        ("GET /maker (maker, 10 machines)", "GET", "/maker?as=maker0", None),
+        ("GET /jobs (requester)", "GET", "/jobs?as=req000", None),
+        ("GET /jobs?page=150", "GET", "/jobs?page=150", None),
+        ("GET /events?view=overview (1st snapshot)", "GET", "/events?view=overview", None),
+        ("GET /events?view=maker (maker, 1st snapshot)", "GET", "/events?view=maker&as=maker0",
+         None),
+        ("GET /events?job= (requester, 1st snapshot)", "GET", f"/events?job={ids.job}&as=req000",
+         None),
     ]  # fmt: skip
     return out + pages
 
@@ -233,8 +264,13 @@ def drive(port: int, target: tuple[str, str, str, Any], headers: dict[str, str],
             try:
                 conn.request(method, path, body=payload, headers=headers)
                 answer = conn.getresponse()
-                answer.read()
                 status = answer.status
+                if path.startswith("/events") and status == 200:
+                    first_snapshot(answer)
+                    conn.close()  # the stream goes on: drop it, as a browser leaving the page
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                else:
+                    answer.read()
             except (http.client.HTTPException, OSError):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -255,16 +291,65 @@ def drive(port: int, target: tuple[str, str, str, Any], headers: dict[str, str],
     return times, statuses
 
 
-def headers_for(path: str, tokens: dict[str, str], cookie: str) -> tuple[str, dict[str, str]]:
+def first_snapshot(answer: http.client.HTTPResponse) -> None:
+    """Read a server-sent event stream up to its first ``data:`` line."""
+    while True:
+        line = answer.fp.readline()
+        if not line:
+            raise http.client.IncompleteRead(b"")
+        if line.startswith(b"data: "):
+            return
+
+
+def headers_for(
+    path: str, tokens: dict[str, str], cookies: dict[str, str]
+) -> tuple[str, dict[str, str]]:
     who = re.search(r"[?&]as=(\w+)", path)
     clean = re.sub(r"[?&]as=\w+", "", path)
+    if "?" not in clean and "&" in clean:
+        clean = clean.replace("&", "?", 1)
     if clean.startswith("/api/"):
         name = who.group(1) if who else "olga"
         return clean, {
             "Authorization": f"Bearer {tokens[name]}",
             "Content-Type": "application/json",
         }
-    return clean, {"Cookie": cookie}
+    return clean, {"Cookie": cookies[who.group(1) if who else "olga"]}
+
+
+def profile_route(app: Flask, store: Store, path: str, repeat: int, user: str) -> None:
+    """Request ``path`` ``repeat`` times in-process as ``user`` under cProfile: time per
+    request, SQL statements per request, and the 25 costliest functions (own time)."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, "no csrf_token in the log-in page"
+    form = {"name": user, "password": PASSWORD, "csrf_token": token.group(1)}
+    assert client.post("/login", data=form).status_code == 302, "log-in failed"
+    statements = [0]
+
+    def count(*_: Any) -> None:
+        statements[0] += 1
+
+    event.listen(store.db.engine, "before_cursor_execute", count)
+    client.get(path)  # warm caches (templates, the shared snapshot)
+    statements[0] = 0
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    for _ in range(repeat):
+        answer = client.get(path, buffered=not path.startswith("/events"))
+        if path.startswith("/events"):
+            next(iter(answer.response))
+            next(iter(answer.response))
+        status = answer.status_code
+        answer.close()
+    profiler.disable()
+    elapsed = (time.perf_counter() - t0) / repeat
+    event.remove(store.db.engine, "before_cursor_execute", count)
+    print(f"{path}: status {status}, {elapsed * 1000:.1f} ms and "
+          f"{statements[0] / repeat:.1f} SQL statements per request")  # fmt: skip
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:
@@ -274,35 +359,50 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the store in DIR and keep it")
     parser.add_argument("--only", default="", help="measure only routes matching this regex")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per route at most")
+    parser.add_argument(
+        "--profile-route",
+        metavar="PATH",
+        help="profile one page in-process instead (as --profile-as)",
+    )
+    parser.add_argument("--profile-repeat", type=int, default=5)
+    parser.add_argument("--profile-as", default="olga", choices=USERS, help="who asks")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = args.keep or Path(tempfile.mkdtemp(prefix="fabnet-bench-web-"))
     root.mkdir(parents=True, exist_ok=True)
     app, store, tokens, ids = build(root)
+    if args.profile_route:
+        profile_route(app, store, args.profile_route, args.profile_repeat, args.profile_as)
+        store.close()
+        return
     server: BaseWSGIServer = make_server(
         "127.0.0.1", 0, app, threaded=True, request_handler=KeepAliveHandler
     )
     server.request_queue_size = 256
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_port
-    cookie = session_cookie(port)
+    cookies = {name: session_cookie(port, name) for name in USERS}
     print(f"{args.clients} clients x {args.requests} requests per route; werkzeug threaded")
-    print(f"{'route':<52} {'n':>5} {'status':<14} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'route':<52} {'n':>5} {'status':<16} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'p50/hello':>9} {'p99/hello':>9}")  # fmt: skip
+    hello = (1.0, 1.0)
     try:
         for target in targets(app, ids):
             if args.only and not re.search(args.only, target[0]) and "hello" not in target[0]:
                 continue
-            path, headers = headers_for(target[2], tokens, cookie)
+            path, headers = headers_for(target[2], tokens, cookies)
             times, statuses = drive(port, (target[0], target[1], path, target[3]), headers,
                                     args.clients, args.requests, args.budget)  # fmt: skip
             times.sort()
             p50 = statistics.median(times) * 1000
             p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+            if target[0].startswith("hello"):
+                hello = (p50, p99)
             codes = ",".join(f"{c}x{n}" for c, n in sorted(statuses.items()))
-            print(
-                f"{target[0]:<52} {len(times):>5} {codes:<14} {p50:>8.1f} {p99:>8.1f}", flush=True
-            )
+            print(f"{target[0]:<52} {len(times):>5} {codes:<16} {p50:>8.1f} {p99:>8.1f} "
+                  f"{p50 / hello[0]:>9.1f} {p99 / hello[1]:>9.1f}", flush=True)  # fmt: skip
     finally:
+        time.sleep(2.0)  # let the streams the clients dropped reach their next write and end
         server.shutdown()
         store.close()
         if args.keep is None:

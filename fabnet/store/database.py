@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from fabnet.errors import ConfigError
 
@@ -19,6 +20,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///var/fabnet.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# The hub serves HTTP from one thread per request (werkzeug threaded), and each request holds at
+# most one connection at a time. The pool lets that many threads in at once and makes the rest
+# wait in line for a few seconds (sqlalchemy.exc.TimeoutError after POOL_TIMEOUT_S, which the
+# web layer answers with 503) rather than opening connections without bound.
+POOL_SIZE = 64  # connections kept open (a new SQLite connection re-reads the schema)
+POOL_OVERFLOW = 0  # none opened beyond POOL_SIZE: more threads wait their turn
+POOL_TIMEOUT_S = 10.0  # how long a thread waits for a free connection
+# PostgreSQL connections are server processes (max_connections defaults to 100, shared by every
+# hub on the database), so a hub keeps fewer of them.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 20
 _WRITE = "fabnet_write"
 
 
@@ -54,13 +66,28 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        pool: dict[str, Any] = {}
+        if parsed.database and parsed.database != ":memory:":
+            pool = {
+                "poolclass": QueuePool,
+                "pool_size": POOL_SIZE,
+                "max_overflow": POOL_OVERFLOW,
+                "pool_timeout": POOL_TIMEOUT_S,
+            }
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+            **pool,
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_S,
+    )
 
 
 class Database:

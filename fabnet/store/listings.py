@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, cast, extract, func, select
+from sqlalchemy import Integer, and_, case, cast, extract, func, select
 
 from fabnet.core.jobs import job_state
 from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
@@ -42,6 +42,15 @@ class WaitingOffer:
     design_id: str
     material: str
     parts: int
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a job is: its tasks, how many are done, and the overall fraction (0..1)."""
+
+    total: int
+    done: int
+    fraction: float
 
 
 class Listings:
@@ -109,11 +118,53 @@ class Listings:
             for m in makers
         ]
 
+    def count_machines(self, maker_ids: Collection[str] | None) -> int:
+        """How many machines the given makers (all if None) have; one COUNT."""
+        query = select(func.count()).select_from(MachineRow)
+        if maker_ids is not None:
+            query = query.where(MachineRow.maker_id.in_(list(maker_ids)))
+        with self._db.read() as s:
+            return int(s.scalar(query) or 0)
+
+    def count_offers(self, maker_ids: Collection[str] | None) -> int:
+        """How many offers wait for a decision of the given makers (all if None); one COUNT."""
+        query = (
+            select(func.count())
+            .select_from(TaskRow)
+            .join(MachineRow, MachineRow.id == TaskRow.machine_id)
+            .where(_offered(maker_ids), _asks_maker())
+        )
+        with self._db.read() as s:
+            return int(s.scalar(query) or 0)
+
+    def job_tasks(self, job_id: str, limit: int) -> tuple[list[TaskSnapshot], JobProgress]:
+        """The first ``limit`` tasks of a job in order, and its progress over all its tasks
+        (a done task counts 1, others their progress); two statements."""
+        done = TaskState.DONE.value
+        sums = select(
+            func.count(),
+            func.coalesce(func.sum(case((TaskRow.state == done, 1), else_=0)), 0),
+            func.coalesce(
+                func.sum(case((TaskRow.state == done, 1.0), else_=TaskRow.progress)), 0.0
+            ),
+        ).where(TaskRow.job_id == job_id)
+        query = select(TaskRow).where(TaskRow.job_id == job_id).order_by(TaskRow.index)
+        with self._db.read() as s:
+            total, n_done, progress = s.execute(sums).one()
+            tasks = [snapshot_from_row(r, []) for r in s.scalars(query.limit(limit))]
+        fraction = float(progress) / total if total else 0.0
+        return tasks, JobProgress(int(total), int(n_done), fraction)
+
     def ledger_series(
-        self, since: datetime, until: datetime, bucket: timedelta, by: LedgerKey
+        self,
+        since: datetime,
+        until: datetime,
+        bucket: timedelta,
+        by: LedgerKey,
+        maker_ids: Collection[str] | None = None,
     ) -> list[SeriesPoint]:
         """See the module's ``ledger_series``."""
-        return ledger_series(self._db, since, until, bucket, by)
+        return ledger_series(self._db, since, until, bucket, by, maker_ids)
 
     def tasks_on_machine(self, machine_id: str, limit: int) -> list[TaskSnapshot]:
         """Unfinished tasks held by ``machine_id`` (offered, claimed, running…)."""
@@ -134,13 +185,11 @@ class Listings:
         query = (
             select(TaskRow, MachineRow)
             .join(MachineRow, MachineRow.id == TaskRow.machine_id)
-            .where(TaskRow.state == TaskState.OFFERED.value, _asks_maker())
+            .where(_offered(maker_ids), _asks_maker())
             .order_by(TaskRow.offer_until, TaskRow.id)
             .limit(limit)
             .offset(offset)
         )
-        if maker_ids is not None:
-            query = query.where(MachineRow.maker_id.in_(list(maker_ids)))
         with self._db.read() as s:
             return [(snapshot_from_row(t, []), machine_from_row(m)) for t, m in s.execute(query)]
 
@@ -161,18 +210,29 @@ class Listings:
             )
             .join(MachineRow, MachineRow.id == TaskRow.machine_id)
             .join(JobRow, JobRow.id == TaskRow.job_id)
-            .where(TaskRow.state == TaskState.OFFERED.value, _asks_maker())
+            .where(_offered(maker_ids), _asks_maker())
             .order_by(TaskRow.offer_until, TaskRow.id)
             .limit(limit)
             .offset(offset)
         )
-        if maker_ids is not None:
-            query = query.where(MachineRow.maker_id.in_(list(maker_ids)))
         with self._db.read() as s:
             return [
                 WaitingOffer(t, j, m or "", n, until, d, mat, parts)
                 for t, j, m, n, until, d, mat, parts in s.execute(query)
             ]
+
+
+def _offered(maker_ids: Collection[str] | None) -> Any:
+    """Offered tasks; of the machines of ``maker_ids`` when given.
+
+    For some makers the query must start from their few machines (maker index, then the
+    tasks' machine index), not from every offered task: the state test is then wrapped in
+    ``lower()`` so that no planner picks the state index for it."""
+    offered = TaskState.OFFERED.value
+    if maker_ids is None:
+        return TaskRow.state == offered
+    mine = select(MachineRow.id).where(MachineRow.maker_id.in_(list(maker_ids)))
+    return and_(TaskRow.machine_id.in_(mine), func.lower(TaskRow.state) == offered)
 
 
 def _asks_maker() -> Any:
@@ -188,10 +248,16 @@ def _epoch_s(db: Database, column: Any) -> Any:
 
 
 def ledger_series(
-    db: Database, since: datetime, until: datetime, bucket: timedelta, by: LedgerKey
+    db: Database,
+    since: datetime,
+    until: datetime,
+    bucket: timedelta,
+    by: LedgerKey,
+    maker_ids: Collection[str] | None = None,
 ) -> list[SeriesPoint]:
     """``fabnet.core.ledger.series`` summed by the database: totals per bucket from ``since``
-    (inclusive) to ``until`` (exclusive) per group, zero-filled for every group seen."""
+    (inclusive) to ``until`` (exclusive) per group, zero-filled for every group seen; of the
+    makers ``maker_ids`` only when given."""
     bucket_s = int(bucket.total_seconds())
     if bucket_s < 1:
         raise InvalidInput(f"bucket must be at least 1 s, got {bucket}")
@@ -212,6 +278,8 @@ def ledger_series(
         .where(LedgerRow.finished_at >= since, LedgerRow.finished_at < until)
         .group_by(slot_int, key)
     )
+    if maker_ids is not None:
+        query = query.where(LedgerRow.maker_id.in_(list(maker_ids)))
     sums: dict[tuple[int, str], Totals] = {}
     with db.read() as s:
         for n, k, tasks, parts, grams, hours in s.execute(query):

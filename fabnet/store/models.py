@@ -92,6 +92,7 @@ class TaskRow(Base):
     __table_args__ = (
         Index("ix_tasks_queue", "state", "priority", "deadline", "created_at"),
         Index("ix_tasks_lease", "state", "lease_until"),
+        Index("ix_tasks_offers", "state", "offer_until"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)

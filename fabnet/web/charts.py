@@ -21,7 +21,7 @@ STATE_COLOURS = {
     "offline": "#9aa0a6",
 }
 WALL_TILE_PX = 112
-WALL_MAX_TILES = 400  # beyond this the wall shows the busiest machines and a count of the rest
+WALL_MAX_TILES = 200  # beyond this the wall shows the busiest machines and a count of the rest
 
 
 @dataclass(frozen=True)
@@ -176,20 +176,24 @@ def progress_bar(fraction: float, label: str = "", *, width: int = 160) -> Marku
     )
 
 
-def machine_wall(tiles: Sequence[WallTile], *, columns: int = 8) -> Markup:
+def machine_wall(
+    tiles: Sequence[WallTile], *, columns: int = 8, total: int | None = None
+) -> Markup:
     """A grid of machines coloured by state, each with its task's progress bar.
 
     More than ``WALL_MAX_TILES`` machines: the busy ones first, then a line counting the rest.
+    ``total`` is how many machines there are when ``tiles`` is already a selection of them.
     """
     shown = sorted(tiles, key=lambda t: (t.state != "busy", t.state, t.machine_id))
-    hidden = max(len(shown) - WALL_MAX_TILES, 0)
+    total = max(total or 0, len(shown))
     shown = shown[:WALL_MAX_TILES]
+    hidden = total - len(shown)
     size, gap = WALL_TILE_PX, 6
     cols = max(1, min(columns, len(shown) or 1))
     rows = -(-len(shown) // cols) if shown else 1
     width = cols * (size + gap)
     height = rows * (56 + gap) + (20 if hidden else 0)
-    parts = [_svg_open(width, height, f"{len(tiles)} machines", "wall")]
+    parts = [_svg_open(width, height, f"{total} machines", "wall")]
     for i, t in enumerate(shown):
         x, y = (i % cols) * (size + gap), (i // cols) * (56 + gap)
         colour = STATE_COLOURS.get(t.state, "#666")

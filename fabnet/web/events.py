@@ -1,117 +1,68 @@
 """``/events``: server-sent events, one JSON snapshot about every second, for the live pages.
 
-A snapshot holds task counts, network totals, the machines the user may see, the job named by
-``?job=`` (if the user may see it) and, for operators on ``?view=overview``, the overview's
-charts as SVG. The network-wide part is computed at most once per interval for all clients.
+A snapshot holds the shared network figures (task counts, totals; for operators on
+``?view=overview`` the overview's charts as SVG), the user's own machines (an operator on
+``?view=maker``: the first page of machines) and the job named by ``?job=`` if the user may see
+it. The network part is computed at most once a second for every client; the per-user part is
+a few bounded queries. No database connection is held between ticks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
-from markupsafe import Markup
 
 from fabnet.errors import NotFound
-from fabnet.store import Store
 from fabnet.web.auth import User, current_user
-from fabnet.web.charts import area_chart, bar_chart, machine_wall
 from fabnet.web.dashboard import snapshot as snap
-from fabnet.web.dashboard.context import dashboard
+from fabnet.web.dashboard.context import Dashboard, dashboard
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
 STREAM_MAX_S = 300.0  # a stream ends after this; EventSource reconnects by itself
 RETRY_MS = 1000
+MACHINES_SENT = 200  # a maker's machines per snapshot, at most
+OPERATOR_MACHINES_SENT = 50  # an operator on the maker page: its first page
 
 events = Blueprint("events", __name__)
 
 
-class NetworkView:
-    """The network-wide part of a snapshot, shared by every client for ``INTERVAL_S``."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        self._at = 0.0
-        self._data: dict[str, Any] = {}
-
-    def get(self) -> dict[str, Any]:
-        with self._lock:
-            if time.monotonic() - self._at < INTERVAL_S * 0.9 and self._data:
-                return self._data
-            self._data = network_snapshot(self._store, snap.now_utc())
-            self._at = time.monotonic()
-            return self._data
-
-
-def network_snapshot(store: Store, now: datetime) -> dict[str, Any]:
-    """Counts, production and machines (everyone's: filter per user before sending)."""
-    machines = store.catalog.list_machines()
-    active = snap.active_tasks(store)
-    counts = snap.task_counts(store)
-    prod = snap.production(store, now)
-    return {
-        "t": now.isoformat(),
-        "counts": counts,
-        "queue": counts["queued"] + counts["offered"],
-        "machine_counts": snap.machine_counts(machines),
-        "totals": snap.totals_json(prod.total),
-        "today": snap.totals_json(prod.today),
-        "machines": snap.machines_json(machines, active),
-        "charts": {
-            "production": str(area_chart(prod.points, title="Grams by material", unit="g")),
-            "wall": str(machine_wall(snap.wall_tiles(machines, active))),
-            "materials": str(materials_chart(prod)),
-        },
-    }
-
-
-def materials_chart(prod: snap.Production) -> Markup:
-    """Parts done per material, most grams first."""
-    ordered = sorted(prod.by_material.items(), key=lambda kv: -kv[1].grams)
-    return bar_chart(
-        [(k, float(t.parts)) for k, t in ordered], unit="parts", title="Parts by material"
-    )
-
-
-def user_snapshot(
-    network: dict[str, Any], store: Store, user: User, job_id: str | None, view: str
-) -> dict[str, Any]:
-    """What ``user`` may see of ``network``, plus the job ``job_id`` when theirs."""
-    out = {k: v for k, v in network.items() if k not in ("machines", "charts")}
-    out["machines"] = {
-        mid: m for mid, m in network["machines"].items() if user.can_manage_machine(mid)
-    }
+def user_snapshot(state: Dashboard, user: User, job_id: str | None, view: str) -> dict[str, Any]:
+    """What ``user`` may see: the shared network figures, their machines, their job."""
+    network = state.network.get().data
+    out = {k: v for k, v in network.items() if k != "charts"}
     if view == "overview" and user.is_operator:
         out["charts"] = network["charts"]
+    out["machines"] = _machines(state, user, view)
     if job_id:
         try:
-            spec = store.jobs.get(job_id).spec
+            info = state.service.store.jobs.get(job_id)
         except NotFound:
             return out
-        if user.can_see_job(spec.requester):
-            out["jobs"] = {job_id: snap.job_progress(store, job_id)}
+        if user.can_see_job(info.spec.requester):
+            out["jobs"] = {job_id: snap.job_progress(state.listings, job_id, info.state.value)}
     return out
 
 
-_VIEWS: dict[int, NetworkView] = {}
-_VIEWS_LOCK = threading.Lock()
-
-
-def network_view(store: Store) -> NetworkView:
-    with _VIEWS_LOCK:
-        view = _VIEWS.get(id(store))
-        if view is None:
-            view = _VIEWS[id(store)] = NetworkView(store)
-        return view
+def _machines(state: Dashboard, user: User, view: str) -> dict[str, dict[str, Any]]:
+    """The user's makers' machines; for an operator without makers, the maker page's first
+    page of machines on ``view=maker`` and none elsewhere (the wall is in the charts)."""
+    if user.is_maker and user.maker_ids:
+        makers: list[str] | None = sorted(user.maker_ids)
+    elif user.is_operator and view == "maker":
+        makers = None
+    else:
+        return {}
+    limit = MACHINES_SENT if makers is not None else OPERATOR_MACHINES_SENT
+    machines = state.listings.machines(makers, limit, 0)
+    active = state.reads.leased_tasks([m.machine_id for m in machines])
+    return snap.machines_json(machines, active)
 
 
 @events.get("/events")
@@ -120,8 +71,7 @@ def stream() -> Response:
     user = current_user()
     if user is None:
         abort(401, description="log in to follow live updates")
-    store = dashboard().service.store
-    shared = network_view(store)
+    state = dashboard()
     job_id = request.args.get("job") or None
     view = request.args.get("view", "")
 
@@ -130,7 +80,7 @@ def stream() -> Response:
         end = time.monotonic() + STREAM_MAX_S
         while time.monotonic() < end:
             try:
-                data = user_snapshot(shared.get(), store, user, job_id, view)
+                data = user_snapshot(state, user, job_id, view)
             except Exception:  # noqa: BLE001 - top of the stream loop: log, end the stream
                 log.exception("live snapshot failed; ending the stream")
                 return

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -131,12 +133,18 @@ def _draw(tri: NDArray[np.float64], normals: NDArray[np.float64]) -> str:
 
 
 class Thumbnails:
-    """Thumbnail SVGs of designs, rendered once per mesh sha256 and kept under ``cache_dir``."""
+    """Thumbnail SVGs of designs, rendered once per mesh sha256 and kept under ``cache_dir``.
+
+    Thread-safe: concurrent first requests for one design wait for a single render (one lock
+    per key), and each write goes to its own temporary file, renamed into place atomically.
+    """
 
     def __init__(self, cache_dir: Path) -> None:
         self._dir = cache_dir
         self._lock = threading.Lock()
         self._memory: dict[str, str] = {}
+        self._rendering: dict[str, threading.Lock] = {}
+        self.renders = 0  # meshes rendered by this instance (for tests and logs)
 
     def svg(self, design: Design) -> str:
         """The design's thumbnail; renders (seconds for 225k triangles) only on a cache miss.
@@ -146,17 +154,38 @@ class Thumbnails:
         with self._lock:
             if key in self._memory:
                 return self._memory[key]
-        path = self._dir / f"{key}.svg"
+            key_lock = self._rendering.setdefault(key, threading.Lock())
+        with key_lock:  # single flight: the first caller renders, the others wait for it
+            with self._lock:
+                if key in self._memory:
+                    return self._memory[key]
+            text = self._load_or_render(design, self._dir / f"{key}.svg")
+            with self._lock:
+                self._memory[key] = text
+                self._rendering.pop(key, None)
+        return text
+
+    def _load_or_render(self, design: Design, path: Path) -> str:
         if path.exists():
-            text = path.read_text(encoding="utf-8")
-        else:
-            mesh = load_mesh(design.mesh_path)
-            text = render_svg(np.asarray(mesh.vertices), np.asarray(mesh.faces))
-            self._dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-            log.info("thumbnail of %s: %d bytes", design.slug, len(text))
-        with self._lock:
-            self._memory[key] = text
+            return path.read_text(encoding="utf-8")
+        mesh = load_mesh(design.mesh_path)
+        text = render_svg(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+        self.renders += 1
+        self._dir.mkdir(parents=True, exist_ok=True)
+        # a name of its own per write: other hub processes may share the cache folder
+        with tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            dir=self._dir,
+            prefix=f".{path.stem}-",
+            suffix=".tmp",
+            delete=False,
+        ) as tmp:
+            tmp.write(text)
+        try:
+            os.replace(tmp.name, path)
+        except OSError:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+        log.info("thumbnail of %s: %d bytes", design.slug, len(text))
         return text

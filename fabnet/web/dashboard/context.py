@@ -1,4 +1,5 @@
-"""What the dashboard's views share: the hub service, artifacts, thumbnail and layer caches."""
+"""What the dashboard's views share: the hub service, artifacts, bounded store reads, the shared
+network figures, and the thumbnail and layer caches."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.service import HubService
+from fabnet.store.listings import Listings
+from fabnet.store.overview import OverviewReads
 from fabnet.web.layer_preview import LayerModels
 from fabnet.web.thumbnails import Thumbnails
+
+if TYPE_CHECKING:
+    from fabnet.web.dashboard.network import NetworkFigures, SharedValue
 
 EXTENSION = "fabnet_dashboard"
 
@@ -30,6 +36,9 @@ class Dashboard:
     service: HubService
     artifacts: ArtifactStore
     thumbnails: Thumbnails
+    listings: Listings
+    reads: OverviewReads
+    network: SharedValue[NetworkFigures]
     layers: LayerModels = field(default_factory=LayerModels)
     analyses: dict[str, Any] = field(default_factory=dict)  # G-code path -> (analysis, checks)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -6,27 +6,26 @@ from __future__ import annotations
 from flask import abort, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from fabnet.core.ledger import Totals
 from fabnet.errors import Conflict, InvalidInput, NotFound
-from fabnet.store.listings import Listings
 from fabnet.web.auth import MAKER, User, current_user, require_login
 from fabnet.web.charts import area_chart, bar_chart
 from fabnet.web.dashboard import snapshot as snap
 from fabnet.web.dashboard.context import dashboard
 from fabnet.web.dashboard.offers import decide_offer
 from fabnet.web.dashboard.registering import Registered, profiles, register_from_form
-from fabnet.web.dashboard.render import page_blueprint, render
+from fabnet.web.dashboard.render import page_blueprint, page_number, render
 
 bp = page_blueprint("maker")
 OFFERS_SHOWN = 50
+MACHINES_PER_PAGE = 50
 
 
-def _maker_ids(user: User) -> list[str]:
-    """The makers this page is about: the user's own; for an operator, every maker."""
+def _maker_ids(user: User) -> list[str] | None:
+    """The makers this page is about: the user's own; for an operator, every maker (None)."""
     if user.is_maker and user.maker_ids:
         return sorted(user.maker_ids)
     if user.is_operator:
-        return [m.maker_id for m in dashboard().service.store.catalog.list_makers()]
+        return None
     return []
 
 
@@ -54,31 +53,41 @@ def register() -> tuple[str, int]:
 
 
 def _page(user: User, registered: Registered | None = None, error: str | None = None) -> str:
-    store = dashboard().service.store
+    state = dashboard()
     makers = _maker_ids(user)
-    machines = [m for mid in makers for m in store.catalog.list_machines(maker_id=mid)]
-    active = snap.active_tasks(store)
-    offers = Listings(store.db).waiting_offers(makers, OFFERS_SHOWN, 0)
-    now = snap.now_utc()
-    total, points = Totals(), []
-    by_material: dict[str, Totals] = {}
-    for mid in makers:
-        prod = snap.production(store, now, maker_id=mid)
-        total = total + prod.total
-        points.extend(prod.points)
-        for key, t in prod.by_material.items():
-            by_material[key] = by_material.get(key, Totals()) + t
+    listings = state.listings
+    page = page_number()
+    first = (page - 1) * MACHINES_PER_PAGE
+    machines = listings.machines(makers, MACHINES_PER_PAGE, first)
+    machine_count = (
+        first + len(machines)
+        if 0 < len(machines) < MACHINES_PER_PAGE
+        else listings.count_machines(makers)
+    )
+    offers = listings.waiting_offers(makers, OFFERS_SHOWN, 0)
+    offer_count = len(offers) if len(offers) < OFFERS_SHOWN else listings.count_offers(makers)
+    if makers is None:  # everyone's: the shared network figures have it
+        prod = state.network.get().production
+    else:
+        prod = state.reads.production(
+            snap.now_utc(), snap.SERIES_WINDOW, snap.SERIES_BUCKET, makers
+        )
     return render(
         "maker.html",
         live_view="maker",
-        makers=makers,
+        makers_label=_label(makers),
         machines=machines,
-        active=active,
+        machine_count=machine_count,
+        page=page,
+        per_page=MACHINES_PER_PAGE,
+        pages=max(1, -(-machine_count // MACHINES_PER_PAGE)),
+        active=state.reads.leased_tasks([m.machine_id for m in machines]),
         offers=offers,
-        total=snap.totals_json(total),
-        contribution_svg=area_chart(points, title="My grams by material", unit="g"),
+        offer_count=offer_count,
+        total=snap.totals_json(prod.total),
+        contribution_svg=area_chart(prod.points, title="My grams by material", unit="g"),
         hours_svg=bar_chart(
-            [(k, t.machine_hours) for k, t in sorted(by_material.items())],
+            [(k, t.machine_hours) for k, t in sorted(prod.by_material.items())],
             unit="h",
             title="Machine hours by material",
         ),
@@ -86,6 +95,12 @@ def _page(user: User, registered: Registered | None = None, error: str | None = 
         register_error=error,
         profiles=profiles(),
     )
+
+
+def _label(makers: list[str] | None) -> str:
+    if makers is None:
+        return "(all makers)"
+    return ", ".join(makers) if len(makers) < 4 else f"({len(makers)} makers)"
 
 
 @bp.post("/maker/offers/<task_id>/<answer>")

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from fabnet.errors import Conflict, FabnetError, InvalidInput, NotFound
@@ -51,6 +51,17 @@ def _fabnet_error(exc: FabnetError) -> tuple[str, int]:
         log.error("unmapped error on %s: %s", request.path, exc)
     title = type(exc).__name__
     return render_template("error.html", code=code, title=title, message=str(exc)), code
+
+
+MAX_PAGE = 10_000
+
+
+def page_number() -> int:
+    """``?page=`` of a paged list (1-based, default 1); 400 unless a whole number 1..MAX_PAGE."""
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        abort(400, description=f"page must be a whole number 1..{MAX_PAGE}, got {raw!r}")
+    return int(raw)
 
 
 def render(template: str, **context: Any) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, abort
 
+from fabnet.core.jobs import JobSpec
 from fabnet.core.tasks import TaskSnapshot
 from fabnet.errors import FabnetError, NotFound
 from fabnet.gcode import analyse, check
@@ -24,19 +25,20 @@ bp = page_blueprint("tasks")
 VIOLATIONS_SHOWN = 20
 
 
-def _visible_task(task_id: str) -> TaskSnapshot:
-    """The task if the user may see it: operator, its job's requester, or its machine's maker."""
+def _visible_task(task_id: str) -> tuple[TaskSnapshot, JobSpec]:
+    """The task and its job if the user may see it: operator, its job's requester, or its
+    machine's maker; 403 otherwise."""
     user = current_user()
     assert user is not None
     store = dashboard().service.store
     task = store.tasks.get(task_id)
     job = store.jobs.get(task.job_id).spec
     if user.can_see_job(job.requester):
-        return task
+        return task, job
     if any(a.machine_id and user.can_manage_machine(a.machine_id) for a in task.attempts):
-        return task
+        return task, job
     if task.machine_id and user.can_manage_machine(task.machine_id):
-        return task
+        return task, job
     abort(403, description="this task is neither in your jobs nor on your machines")
 
 
@@ -72,8 +74,7 @@ def _analysis(state: Dashboard, path: Path, profile: MachineProfile, material: s
 @require_login()
 def task(task_id: str) -> str:
     state = dashboard()
-    snapshot = _visible_task(task_id)
-    job = state.service.store.jobs.get(snapshot.job_id).spec
+    snapshot, job = _visible_task(task_id)
     found = _gcode(state, snapshot)
     analysis, violations, layers, error = None, [], 0, None
     if found is not None:
@@ -102,7 +103,7 @@ def task(task_id: str) -> str:
 @require_login()
 def layer(task_id: str, n: int) -> Response:
     state = dashboard()
-    snapshot = _visible_task(task_id)
+    snapshot, _ = _visible_task(task_id)
     found = _gcode(state, snapshot)
     if found is None:
         abort(404, description=f"task {task_id} has no G-code yet")
