@@ -63,7 +63,8 @@ class ApiHub:
         return task.task_id
 
 
-def _machine(maker: str, name: str, auto: bool, now: datetime) -> Machine:
+def sample_machine(maker: str, name: str, auto: bool, now: datetime) -> Machine:
+    """An idle MK3S-sized PLA printer of ``maker``; ``auto`` = accepts offers by itself."""
     return Machine(
         machine_id=f"{maker}/{name}",
         maker_id=maker,
@@ -116,7 +117,7 @@ def api_hub(tmp_path: Path, url: str | None = None) -> Iterator[ApiHub]:
         tokens[name] = accounts.issue_token(account.user_id, "tests", now)[0]
     for maker, machine, auto in (("ada", "mk3s-1", True), ("bruno", "ender3-1", False)):
         store.catalog.add_maker(maker, now, maker_id=maker)
-        store.catalog.upsert_machine(_machine(maker, machine, auto, now))
+        store.catalog.upsert_machine(sample_machine(maker, machine, auto, now))
     dispatcher.start()
     try:
         yield ApiHub(app, store, service, dispatcher, tmp_path, tokens)

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from api_support import sample_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
 from fabnet.core import events as ev
 from fabnet.core.jobs import Quality
-from fabnet.core.machines import Machine, MachinePolicy
-from fabnet.core.states import MachineKind, MachineState
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.service import HubService, JobRequest
@@ -63,10 +62,6 @@ def make_web_hub(tmp_path: Path) -> WebHub:
     artifacts = ArtifactStore(tmp_path / "artifacts")
     app = create_app(service, artifacts, "api-token-for-tests")
     accounts = Accounts(store.db)
-    if "fabnet_auth" not in app.extensions:  # until create_app installs auth itself
-        from fabnet.web.auth import init_auth
-
-        init_auth(app, accounts, "", tmp_path)
     app.config["TESTING"] = True
     accounts.add_user("olga", PASSWORD, ["operator"], now)
     accounts.add_user("rita", PASSWORD, ["requester"], now)
@@ -75,21 +70,7 @@ def make_web_hub(tmp_path: Path) -> WebHub:
     accounts.add_user("bruno", PASSWORD, ["maker"], now, maker_ids=["bruno"])
     for maker, machine, auto in (("ada", "mk3s-1", True), ("bruno", "ender3-1", False)):
         store.catalog.add_maker(maker, now, maker_id=maker)
-        store.catalog.upsert_machine(
-            Machine(
-                machine_id=f"{maker}/{machine}",
-                maker_id=maker,
-                kind=MachineKind.FDM,
-                volume_mm=(250.0, 210.0, 210.0),
-                nozzle_mm=0.4,
-                materials=frozenset({"PLA"}),
-                policy=MachinePolicy(auto_accept=auto),
-                state=MachineState.IDLE,
-                profile="prusa_mk3s",
-                name=machine,
-                last_seen=now,
-            )
-        )
+        store.catalog.upsert_machine(sample_machine(maker, machine, auto, now))
     return WebHub(app, store, service, artifacts, accounts)
 
 
