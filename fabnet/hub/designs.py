@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fabnet.core.designs import Design as CoreDesign
@@ -89,7 +89,7 @@ class DesignCatalog:
                     return entry
         if "/" in ref or ref.endswith((".stl", ".3mf", ".obj")):
             raise InvalidInput(f"design must be a library slug or design id, got {ref!r}")
-        return self.register(resolve_design(ref, self._library_dir), _now())
+        return self.register(resolve_design(ref, self._library_dir), datetime.now(UTC))
 
     def get(self, design_id: str) -> DesignEntry:
         with self._lock:
@@ -117,9 +117,3 @@ def estimate_part(facts: MeshFacts, material_name: str) -> tuple[float, float]:
     seconds = FDM_OVERHEAD_S + solid_mm3 / FDM_RATE_MM3_S
     grams = solid_mm3 / 1000.0 * material.density_g_cm3
     return seconds / 3600.0, grams
-
-
-def _now() -> datetime:
-    from datetime import UTC
-
-    return datetime.now(UTC)

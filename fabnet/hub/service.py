@@ -13,7 +13,7 @@ from typing import Any
 from fabnet.core.ids import new_id
 from fabnet.core.jobs import JobSpec, Quality
 from fabnet.core.states import MachineKind, TaskState
-from fabnet.errors import Conflict, InvalidInput, NotFound
+from fabnet.errors import Conflict, InvalidInput
 from fabnet.hub.designs import DesignCatalog, estimate_part
 from fabnet.profiles import CncMaterial, load_materials
 from fabnet.store import Store
@@ -190,6 +190,3 @@ def _parse_deadline(text: str | None) -> datetime | None:
     if value.tzinfo is None:
         raise InvalidInput(f"deadline must include a time zone (e.g. +00:00), got {text!r}")
     return value.astimezone(UTC)
-
-
-__all__ = ["HubService", "JobRequest", "NotFound", "job_json", "task_json"]
