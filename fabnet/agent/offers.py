@@ -52,6 +52,11 @@ class OfferDesk:
         self._clock = clock
         self.hold: Hold | None = None
 
+    def configure(self, config: MachineConfig, windows: tuple[CronExpr, ...]) -> None:
+        """Decide the next offers by ``config``'s material and policy and by ``windows``."""
+        self._config = config
+        self._windows = windows
+
     @property
     def machine_id(self) -> str:
         return self._config.machine_id

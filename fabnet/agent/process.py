@@ -14,18 +14,19 @@ from fabnet import __version__
 from fabnet.agent.artifacts import FetchSettings
 from fabnet.agent.journal import Journal
 from fabnet.agent.outbox import Outbox
+from fabnet.agent.overrides import OVERRIDES_FILE, Overrides, resolve_material
 from fabnet.agent.pending import PendingOffer, PendingOffers
 from fabnet.agent.policy import parse_windows
 from fabnet.agent.runner import MachineRunner, MachineSetup
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
-from fabnet.bus.messages import AgentState, AgentStatus, Message, TaskCommand
+from fabnet.bus.messages import AgentState, AgentStatus, MachineCommand, Message, TaskCommand
 from fabnet.bus.topics import Topic
 from fabnet.config import AgentConfig, MachineConfig
 from fabnet.drivers.base import Driver
 from fabnet.drivers.registry import make_driver
 from fabnet.errors import ConfigError, InvalidInput, NotFound
-from fabnet.profiles import CncMaterial, FdmMaterial, MachineKind, load_materials, load_profile
+from fabnet.profiles import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +39,17 @@ def machine_setup(
     config: AgentConfig, machine: MachineConfig, fetch: FetchSettings
 ) -> MachineSetup:
     """Resolve one machine's profile, material and windows; ConfigError naming what is wrong."""
-    where = f"machine {machine.machine_id}"
     try:
         topics.check_id(machine.machine_id, "machine id")
         profile = load_profile(machine.profile)
-        material = load_materials().get(machine.material)
+        material = resolve_material(profile, machine.material)
     except (InvalidInput, KeyError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if isinstance(material, CncMaterial) != (profile.kind is MachineKind.CNC):
-        raise ConfigError(
-            f"{where}: material {machine.material} does not suit {profile.kind.value} "
-            f"profile {profile.id}"
-        )
+        raise ConfigError(f"machine {machine.machine_id}: {exc}") from None
     return MachineSetup(
         agent_id=config.agent_id,
         config=machine,
         profile=profile,
-        material=material if isinstance(material, FdmMaterial) else None,
+        material=material,
         windows=parse_windows(machine.policy, machine.machine_id),
         work_dir=config.data_dir / WORK_DIR / machine.machine_id,
         hub_url=config.hub_url,
@@ -82,8 +77,10 @@ class Agent:
     ) -> None:
         self.config = config
         self.agent_id = topics.check_id(config.agent_id, "agent id")
-        setups = [machine_setup(config, m, fetch or FetchSettings()) for m in config.machines]
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.overrides = Overrides(config.data_dir / OVERRIDES_FILE)
+        machines = [self.overrides.apply(m) for m in config.machines]  # pushed by the hub
+        setups = [machine_setup(config, m, fetch or FetchSettings()) for m in machines]
         self._status_topic = topics.agent_status(self.agent_id)
         machine_ids = tuple(s.config.machine_id for s in setups)
         self._offline = AgentStatus(
@@ -105,6 +102,7 @@ class Agent:
                 drivers.get(s.config.machine_id) or build_driver(s.config),
                 self.outbox,
                 self.pending,
+                overrides=self.overrides,
             )
             for s in setups
         }
@@ -131,7 +129,7 @@ class Agent:
 
     def _on_command(self, topic: Topic, msg: Message) -> None:
         """paho's thread: route to the machine's worker, never block, never raise."""
-        machine = msg.machine if isinstance(msg, TaskCommand) else None
+        machine = msg.machine if isinstance(msg, TaskCommand | MachineCommand) else None
         runner = self.runners.get(machine) if machine is not None else None
         if runner is None:
             self._dropped += 1

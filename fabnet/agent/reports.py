@@ -3,6 +3,7 @@ messages built from a profile, a policy and a driver's ``Status``."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 from fabnet.bus.messages import (
@@ -35,6 +36,7 @@ def capabilities(config: MachineConfig, profile: MachineProfile) -> Capabilities
     """The capabilities digest of one machine: its profile's kind, volume (mm) and nozzle or
     default tool diameter (mm), and its maker's policy (materials, hours, windows)."""
     v = profile.volume
+    hours = config.policy.max_task_hours  # infinite: no limit (pushed by the hub)
     if isinstance(profile, CncProfile):
         try:
             nozzle: float | None = profile.tool().diameter_mm
@@ -49,7 +51,7 @@ def capabilities(config: MachineConfig, profile: MachineProfile) -> Capabilities
         nozzle_mm=nozzle,
         materials=config.policy.materials,
         driver=config.driver,
-        max_task_hours=config.policy.max_task_hours,
+        max_task_hours=hours if math.isfinite(hours) else None,
         auto_accept=config.policy.auto_accept,
         windows=config.policy.windows,
     )

@@ -19,11 +19,13 @@ from fabnet.agent import reports
 from fabnet.agent.artifacts import FetchSettings
 from fabnet.agent.offers import OfferDesk
 from fabnet.agent.outbox import Outbox
+from fabnet.agent.overrides import Overrides, reconfigured
 from fabnet.agent.pending import PendingOffers
 from fabnet.agent.prepare import PreparedJob, prepare
 from fabnet.agent.reports import event_for
 from fabnet.bus import topics
 from fabnet.bus.messages import (
+    MachineConfigure,
     MachineState,
     Message,
     TaskAssign,
@@ -102,8 +104,10 @@ class MachineRunner:
         outbox: Outbox,
         pending: PendingOffers,
         clock: Callable[[], datetime] = local_now,
+        overrides: Overrides | None = None,
     ) -> None:
         self.setup = setup
+        self._overrides = overrides  # None: configure commands are applied, not persisted
         self.machine_id = setup.config.machine_id
         self._driver = driver
         self._out = outbox
@@ -223,6 +227,8 @@ class MachineRunner:
             self._on_cancel(item)
         elif isinstance(item, TaskPause | TaskResume):
             self._on_pause_resume(item)
+        elif isinstance(item, MachineConfigure):
+            self._on_configure(item)
         else:
             log.warning("machine %s: %s is not a command, dropped", self.machine_id, item.TYPE)
 
@@ -297,6 +303,25 @@ class MachineRunner:
                 self._driver.resume()
         except (Conflict, DeviceError) as exc:
             log.warning("machine %s: %s refused: %s", self.machine_id, cmd.TYPE, exc)
+
+    def _on_configure(self, cmd: MachineConfigure) -> None:
+        """New material and policy: kept on disk, used for the next offers, announced."""
+        try:
+            setup = reconfigured(self.setup, cmd)
+        except InvalidInput as exc:
+            log.warning("machine %s: %s %s refused: %s", self.machine_id, cmd.TYPE, cmd.id, exc)
+            return
+        if self._overrides is not None:
+            try:
+                self._overrides.save(cmd)
+            except OSError as exc:
+                log.error("machine %s: configuration not saved: %s", self.machine_id, exc)
+        self.setup = setup
+        self._caps = reports.capabilities(setup.config, setup.profile)
+        self._desk.configure(setup.config, setup.windows)
+        self._set_state(self._state, force=True)
+        log.info("machine %s: configured: %s loaded, policy %s", self.machine_id,
+                 setup.config.material, setup.config.policy)  # fmt: skip
 
     def _on_reset(self) -> None:
         if self._job is not None:

@@ -259,6 +259,28 @@ class TaskResume(TaskCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MachineCommand(Message):
+    """Base of the hub's commands about one machine rather than one task."""
+
+    KIND = TopicKind.COMMANDS
+    machine: Ident
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineConfigure(MachineCommand):
+    """The maker changed the machine on the hub: loaded ``material``, and the policy the agent
+    decides offers by (accepted ``materials``, longest task in h with None for no limit,
+    ``auto_accept``, availability ``windows`` as 5-field cron expressions)."""
+
+    TYPE = "machine.configure"
+    material: Name
+    materials: tuple[Name, ...]
+    max_task_hours: Annotated[float, Range(0.001, 10000)] | None = None
+    auto_accept: bool = True
+    windows: tuple[Label, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class HubStatus(Message):
     TYPE = "hub.status"
     KIND = TopicKind.HUB_STATUS
@@ -284,6 +306,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         TaskCancel,
         TaskPause,
         TaskResume,
+        MachineConfigure,
         HubStatus,
     )
 }

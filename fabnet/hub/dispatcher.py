@@ -25,9 +25,10 @@ from fabnet.core.matching import MachineIndex
 from fabnet.core.states import IgnoreReason, MachineState, TaskState
 from fabnet.core.tasks import Ignored, Transition
 from fabnet.errors import Conflict, FabnetError, NotFound
-from fabnet.hub.artifacts import ArtifactStore
-from fabnet.hub.designs import DesignCatalog
+from fabnet.hub.artifacts import Artifact, ArtifactStore
+from fabnet.hub.designs import DesignCatalog, estimate_part
 from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
+from fabnet.hub.translate import core_event
 from fabnet.store import Store
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class Dispatcher:
 
     def _on_task_event(self, agent: str, event: msg.TaskEvent, now: datetime) -> None:
         machine_id = hub_machine_id(agent, event.machine)
-        core = _core_event(event, machine_id, self._lease_s)
+        core = core_event(event, machine_id, self._lease_s)
         if core is None:
             return
         outcome = self._store.apply_event(event.task_id, core, now)
@@ -231,11 +232,8 @@ class Dispatcher:
         self._refresh_machine(machine_id)
 
     def _assign(
-        self, task_id: str, machine_id: str, offer_no: int, profile: str, artifact: object
+        self, task_id: str, machine_id: str, offer_no: int, profile: str, artifact: Artifact
     ) -> None:
-        from fabnet.hub.artifacts import Artifact
-
-        assert isinstance(artifact, Artifact)
         now = self._clock()
         moved = self._store.apply_event(
             task_id,
@@ -300,8 +298,6 @@ class Dispatcher:
         task = moved.task
         job = self._store.jobs.get(task.job_id).spec
         entry = self._designs.get(job.design_id)
-        from fabnet.hub.designs import estimate_part
-
         _, grams = estimate_part(entry.facts, job.material)
         agent, machine = split_machine_id(machine_id)
         offer = msg.TaskOffer(
@@ -339,6 +335,31 @@ class Dispatcher:
         command = msg.TaskPause if pause else msg.TaskResume
         self.submit(lambda: self._send(task.machine_id or "", command, task_id, task.offer_no))
 
+    def configure_machine(
+        self,
+        machine_id: str,
+        material: str,
+        materials: tuple[str, ...],
+        max_task_hours: float | None,
+        auto_accept: bool,
+        windows: tuple[str, ...],
+    ) -> bool:
+        """Send ``machine.configure`` (loaded material; accepted materials, longest task in h or
+        None, auto-accept, cron windows) to the machine's agent from the dispatcher thread.
+        True if the hub is connected to the broker now (else QoS 1 queues it for the
+        reconnect). Raises InvalidInput, in the caller, for a value the message cannot carry."""
+        agent, machine = split_machine_id(machine_id)
+        command = msg.MachineConfigure(machine=machine, material=material, materials=materials,
+                                       max_task_hours=max_task_hours, auto_accept=auto_accept,
+                                       windows=windows)  # fmt: skip
+        msg.encode(command)  # checked here so the API answers 400, not the worker's log
+
+        def send() -> None:
+            self._bus.publish(topics.agent_commands(agent), command)
+
+        self.submit(send)
+        return self._bus.connected
+
     def cancel_job(self, job_id: str, reason: str) -> None:
         """Cancel every unfinished task of a job and tell the machines holding them."""
         done = threading.Event()
@@ -361,28 +382,3 @@ class Dispatcher:
 
         self.submit(step)
         done.wait(timeout=30)
-
-
-def _core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.TaskEvent | None:
-    """The core event for an agent's message; its id is the message id (idempotency)."""
-    m, n, i = machine_id, event.attempt, event.id
-    if isinstance(event, msg.TaskAccepted):
-        return ev.TaskAccepted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
-    if isinstance(event, msg.TaskDeclined):
-        return ev.TaskDeclined(machine_id=m, offer_no=n, event_id=i, reason=event.reason[:500])
-    if isinstance(event, msg.TaskStarted):
-        return ev.TaskStarted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
-    if isinstance(event, msg.TaskProgress):
-        fraction = min(event.percent / 100.0, 1.0)
-        return ev.TaskProgressed(
-            machine_id=m, offer_no=n, event_id=i, fraction=fraction, lease_s=lease_s
-        )
-    if isinstance(event, msg.TaskCompleted):
-        hours = event.machine_s / 3600.0
-        return ev.TaskCompleted(
-            machine_id=m, offer_no=n, event_id=i, grams=event.grams, machine_hours=hours
-        )
-    if isinstance(event, msg.TaskFailed):
-        reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
-        return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
-    return None

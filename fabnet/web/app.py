@@ -76,6 +76,7 @@ def create_app(
         broker=settings.broker,
         hub_url=settings.hub_url,
         offers=DispatcherOffers(dispatcher) if dispatcher else None,
+        configurer=dispatcher,
         library_dir=settings.library_dir,
     )
     blueprint, endpoints = make_api(ctx)

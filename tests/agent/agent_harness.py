@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
-from fabnet.bus.messages import Message, TaskAssign, TaskCommand, TaskOffer
+from fabnet.bus.messages import MachineCommand, Message, TaskAssign, TaskCommand, TaskOffer
 from fabnet.bus.topics import Topic
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -107,7 +107,7 @@ class HubPeer:
     def stop(self) -> None:
         self.bus.stop()
 
-    def send(self, command: TaskCommand) -> None:
+    def send(self, command: TaskCommand | MachineCommand) -> None:
         self.bus.publish(topics.agent_commands(self.agent_id), command).wait(5)
 
     def messages(self, kind: type[M], **match: Any) -> list[M]:

@@ -24,7 +24,7 @@ def capabilities() -> m.Capabilities:
 
 
 def every_message() -> list[tuple[str, m.Message]]:
-    """(topic, message) for each of the 15 types."""
+    """(topic, message) for each of the 16 types."""
     ev = {"machine": MACHINE, "task_id": TASK, "attempt": 2}
     events = topics.machine_events(AGENT, MACHINE)
     commands = topics.agent_commands(AGENT)
@@ -103,6 +103,17 @@ def every_message() -> list[tuple[str, m.Message]]:
         (commands, m.TaskCancel(**ev)),
         (commands, m.TaskPause(**ev)),
         (commands, m.TaskResume(**ev)),
+        (
+            commands,
+            m.MachineConfigure(
+                machine=MACHINE,
+                material="PETG",
+                materials=("PLA", "PETG"),
+                max_task_hours=6.5,
+                auto_accept=False,
+                windows=("* 18-23 * * 1-5", "* * * * 0,6"),
+            ),
+        ),
         (
             topics.hub_status(),
             m.HubStatus(hub_id="hub-1", state=m.HubState.ONLINE, version="0.1.0"),

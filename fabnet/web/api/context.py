@@ -31,6 +31,21 @@ class OfferDecider(Protocol):
     ) -> None: ...
 
 
+class MachineConfigurer(Protocol):
+    """Sends a machine's new loaded material and policy to its agent (``machine.configure``);
+    True when it went out now, False when it waits for the broker."""
+
+    def configure_machine(
+        self,
+        machine_id: str,
+        material: str,
+        materials: tuple[str, ...],
+        max_task_hours: float | None,
+        auto_accept: bool,
+        windows: tuple[str, ...],
+    ) -> bool: ...
+
+
 @dataclass(frozen=True)
 class BrokerSettings:
     """How agents reach the broker, and where the hub keeps Mosquitto's password file.
@@ -53,12 +68,17 @@ class ApiContext:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     hub_url: str = "http://127.0.0.1:5000"
     offers: OfferDecider | None = None
+    configurer: MachineConfigurer | None = None
     library_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def store(self) -> Any:
         return self.service.store
+
+    def machine_configurer(self) -> MachineConfigurer | None:
+        """Who pushes a machine's new configuration to its agent; None without a dispatcher."""
+        return self.configurer
 
 
 def forbid(reason: str) -> None:

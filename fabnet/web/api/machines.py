@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Response
 
+from fabnet.core.cron import CronExpr
 from fabnet.core.machines import Machine
 from fabnet.core.states import MachineState
 from fabnet.errors import InvalidInput
 from fabnet.hub.machines import hub_machine_id
+from fabnet.profiles import load_materials
 from fabnet.store.convert import policy_to_json
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid, iso, own_makers
 from fabnet.web.api.jobs import TASK, paged, task_with_maker
@@ -21,8 +23,16 @@ from fabnet.web.schemas import Field, ListOf, Schema
 
 DRIVERS = ("sim", "octoprint", "marlin", "grbl")
 NOT_PUSHED = (
-    "recorded; not pushed to the agent yet: change the agent's config to apply it "
-    "(the hub keeps what the agent reports)"
+    "recorded; not pushed: this hub runs no dispatcher, so change the agent's config to apply "
+    "it (the hub keeps what the agent reports)"
+)
+NOT_PUSHED_YET = (
+    "recorded; not pushed yet: the hub is not connected to the broker now; the command "
+    "(machine.configure) goes to the agent when it reconnects"
+)
+PUSHED = (
+    "recorded and sent to the agent (machine.configure); the machine's status shows it once "
+    "the agent has applied it"
 )
 
 POLICY = Schema(
@@ -60,7 +70,7 @@ MACHINE_DETAIL = Schema(
     (
         *MACHINE_FIELDS,
         Field("tasks", "array", required=True, items=TASK, description="tasks it holds"),
-        Field("changes", "array", required=True, items=CHANGE, description="asked, not pushed"),
+        Field("changes", "array", required=True, items=CHANGE, description="asked changes"),
     ),
 )
 MACHINE_QUERY = Schema(
@@ -123,7 +133,7 @@ MACHINE_UPDATE = Schema(
     (
         Field("policy", "object", schema=POLICY, default=None),
         Field("materials", "array", items=Field("material", "string"), default=None,
-              description="loaded material(s)"),
+              description="the loaded material, as a list of one"),
     ),
 )  # fmt: skip
 UPDATED = Schema(
@@ -131,7 +141,7 @@ UPDATED = Schema(
     (
         Field("machine_id", "string", required=True),
         Field("recorded", "boolean", required=True),
-        Field("pushed", "boolean", required=True),
+        Field("pushed", "boolean", required=True, description="sent to the agent"),
         Field("note", "string", required=True),
     ),
 )
@@ -159,6 +169,39 @@ def machine_json(m: Machine) -> dict[str, Any]:
         "policy": policy_to_json(m.policy),
         "last_seen": iso(m.last_seen),
     }
+
+
+def _configuration(found: Machine, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The loaded material and the whole policy a PUT body asks for, what it leaves out taken
+    from the machine as its agent last reported it. Raises InvalidInput naming the field."""
+    loaded = body["materials"] if body["materials"] is not None else sorted(found.materials)[:1]
+    if len(loaded) != 1:
+        raise InvalidInput(f"materials must name the one loaded material, got {loaded!r}")
+    material = loaded[0]
+    try:
+        load_materials().get(material)
+    except KeyError:
+        raise InvalidInput(f"materials[0]: unknown material {material!r}") from None
+    if body["policy"] is None:
+        p = found.policy
+        accepted = sorted(p.materials_accepted)
+        hours, auto, windows = p.max_task_hours, p.auto_accept, [w.text for w in p.windows]
+    else:
+        accepted = body["policy"]["materials"]
+        hours = body["policy"]["max_task_hours"]
+        auto, windows = body["policy"]["auto_accept"], body["policy"]["windows"]
+    for i, text in enumerate(windows):
+        try:
+            CronExpr.parse(text)
+        except InvalidInput as exc:
+            raise InvalidInput(f"policy.windows[{i}]: {exc}") from None
+    policy = {
+        "materials": tuple(accepted or [material]),  # none named: the loaded one
+        "max_task_hours": hours,
+        "auto_accept": auto,
+        "windows": tuple(windows),
+    }
+    return material, policy
 
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
@@ -237,7 +280,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     @routes.route(
         "PUT",
         "/machines/<agent>/<machine>",
-        summary="Change policy / loaded material (recorded; not pushed to the agent yet)",
+        summary="Change policy / loaded material: recorded and pushed to the agent",
         roles=(MAKER,),
         body=MACHINE_UPDATE,
         response=UPDATED,
@@ -249,15 +292,17 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         change = {k: v for k, v in body.items() if v is not None}
         if not change:
             raise InvalidInput("give policy and/or materials, got neither")
+        material, policy = _configuration(found, body)
         store.accounts.record_machine_change(
             found.machine_id, user_of(user).name, change, ctx.clock()
         )
-        return {
-            "machine_id": found.machine_id,
-            "recorded": True,
-            "pushed": False,
-            "note": NOT_PUSHED,
-        }
+        configurer = ctx.machine_configurer()
+        pushed = False
+        note = NOT_PUSHED
+        if configurer is not None:
+            pushed = configurer.configure_machine(found.machine_id, material, **policy)
+            note = PUSHED if pushed else NOT_PUSHED_YET
+        return {"machine_id": found.machine_id, "recorded": True, "pushed": pushed, "note": note}
 
     @routes.route(
         "GET",

@@ -1,0 +1,32 @@
+"""Agents' task events as the core's events: the message id becomes the event id, which is
+what makes applying a re-delivered message change nothing."""
+
+from __future__ import annotations
+
+from fabnet.bus import messages as msg
+from fabnet.core import events as ev
+
+
+def core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.TaskEvent | None:
+    """The core event for an agent's message; its id is the message id (idempotency)."""
+    m, n, i = machine_id, event.attempt, event.id
+    if isinstance(event, msg.TaskAccepted):
+        return ev.TaskAccepted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
+    if isinstance(event, msg.TaskDeclined):
+        return ev.TaskDeclined(machine_id=m, offer_no=n, event_id=i, reason=event.reason[:500])
+    if isinstance(event, msg.TaskStarted):
+        return ev.TaskStarted(machine_id=m, offer_no=n, event_id=i, lease_s=lease_s)
+    if isinstance(event, msg.TaskProgress):
+        fraction = min(event.percent / 100.0, 1.0)
+        return ev.TaskProgressed(
+            machine_id=m, offer_no=n, event_id=i, fraction=fraction, lease_s=lease_s
+        )
+    if isinstance(event, msg.TaskCompleted):
+        hours = event.machine_s / 3600.0
+        return ev.TaskCompleted(
+            machine_id=m, offer_no=n, event_id=i, grams=event.grams, machine_hours=hours
+        )
+    if isinstance(event, msg.TaskFailed):
+        reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
+        return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
+    return None
