@@ -35,26 +35,6 @@ class JobRequest:
     deadline: str | None = None
     requester: str = "anonymous"
 
-    @classmethod
-    def from_json(cls, body: Any) -> JobRequest:
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        unknown = set(body) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-        for name, kind in (("design", str), ("material", str), ("quantity", int)):
-            if name not in body:
-                raise InvalidInput(f"{name} is required")
-            if not isinstance(body[name], kind) or isinstance(body[name], bool):
-                raise InvalidInput(f"{name} must be a {kind.__name__}, got {body[name]!r}")
-        for name in ("quality", "deadline", "requester"):
-            if name in body and body[name] is not None and not isinstance(body[name], str):
-                raise InvalidInput(f"{name} must be a string, got {body[name]!r}")
-        priority = body.get("priority", 0)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise InvalidInput(f"priority must be an integer, got {priority!r}")
-        return cls(**body)
-
 
 class HubService:
     """Submit and follow jobs on one hub; ``cancel_tasks`` tells the machines holding them."""
@@ -128,10 +108,6 @@ class HubService:
         if self._control_task is None:
             raise Conflict("this hub cannot reach machines (no dispatcher)")
         self._control_task(task_id, pause)
-
-    def job_tasks(self, job_id: str) -> list[dict[str, Any]]:
-        self.store.jobs.get(job_id)  # NotFound for an unknown job
-        return [task_json(t) for t in self.store.tasks.find(job_id=job_id)]
 
     def task(self, task_id: str) -> dict[str, Any]:
         snapshot = self.store.tasks.get(task_id)

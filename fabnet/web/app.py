@@ -3,7 +3,6 @@ fabnet's error tree mapped to HTTP."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from fabnet.errors import Conflict, DeviceError, FabnetError, InvalidInput, MeshError, NotFound
+from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
@@ -21,15 +20,10 @@ from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
 from fabnet.web.api.offers import DispatcherOffers
 from fabnet.web.auth import init_auth
+from fabnet.web.http_status import status_for
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_ERROR: tuple[tuple[type[FabnetError], int], ...] = (
-    (InvalidInput, 400),
-    (NotFound, 404),
-    (Conflict, 409),
-    (DeviceError, 502),
-)
 TOKEN_HEADER = "X-Fabnet-Token"
 
 
@@ -107,11 +101,10 @@ def create_app(
         body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
         if isinstance(exc, MeshError):
             body["reason"] = exc.reason
-        for kind, status in STATUS_BY_ERROR:
-            if isinstance(exc, kind):
-                return jsonify(body), status
-        log.error("unmapped error on %s: %s", request.path, exc)
-        return jsonify(body), 500
+        status = status_for(exc)
+        if status == 500:
+            log.error("unmapped error on %s: %s", request.path, exc)
+        return jsonify(body), status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> BaseResponse | tuple[Response, int]:
@@ -120,8 +113,3 @@ def create_app(
         return jsonify({"error": exc.name, "message": exc.description}), exc.code or 500
 
     return app
-
-
-def token_ok(presented: str, expected: str) -> bool:
-    """Constant-time comparison of a presented bearer token with the expected one."""
-    return bool(expected) and hmac.compare_digest(presented.encode(), expected.encode())

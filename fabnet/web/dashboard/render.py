@@ -9,18 +9,14 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from fabnet.errors import Conflict, FabnetError, InvalidInput, NotFound
+from fabnet.errors import FabnetError
+from fabnet.web.http_status import status_for
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
 STATIC = WEB_DIR / "static"
-STATUS_BY_ERROR: tuple[tuple[type[FabnetError], int], ...] = (
-    (InvalidInput, 400),
-    (NotFound, 404),
-    (Conflict, 409),
-)
 
 # Templates and static files; the other blueprints only add views.
 assets = Blueprint(
@@ -46,7 +42,7 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
 
 
 def _fabnet_error(exc: FabnetError) -> tuple[str, int]:
-    code = next((c for kind, c in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
+    code = status_for(exc)
     if code == 500:
         log.error("unmapped error on %s: %s", request.path, exc)
     title = type(exc).__name__
