@@ -7,6 +7,7 @@ typo in a maker's agent.toml fails loudly instead of being silently ignored.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,24 +19,56 @@ from fabnet.profiles.reader import TableReader
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL = "sqlite:///var/fabnet.db"
 SLICER_CHOICES = ("builtin", "prusaslicer", "curaengine")
+# sqlite:///relative/file.db (three slashes, no fourth): not absolute, not in memory
+_SQLITE_RELATIVE = re.compile(
+    r"^(?P<prefix>sqlite(\+\w+)?:///)(?P<file>(?!/)(?!:memory:)[^?]+)(?P<query>\?.*)?$"
+)
+
+
+BROKER_ACCOUNTS = ("dynsec", "file", "none")
+_BROKER_SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
 
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    """Where the MQTT broker is and who we are to it."""
+    """Where the MQTT broker is and who we are to it.
+
+    ``tls`` comes from the URL scheme (``mqtts://``); ``ca_file`` None means the system's CAs.
+    ``accounts`` (hub only) says how the hub gives registered agents a broker account:
+    ``dynsec`` through Mosquitto's dynamic-security plugin at run time, ``file`` by rewriting
+    ``password_file`` (static setup), ``none`` by recording them only.
+    """
 
     host: str
     port: int
     username: str
     password: str
     password_file: Path | None = None  # the broker's password file the hub adds makers to
+    tls: bool = False
+    ca_file: Path | None = None
+    accounts: str = "dynsec"
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` or ``mqtts://host:port``."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @classmethod
     def from_url(cls, url: str, username: str, password: str, where: str) -> BrokerConfig:
+        """Parse ``mqtt://host[:port]`` (port 1883) or ``mqtts://host[:port]`` (8883)."""
         parsed = urlparse(url)
-        if parsed.scheme != "mqtt" or not parsed.hostname:
-            raise ConfigError(f"{where}: broker.url must look like mqtt://host:port, got {url!r}")
-        return cls(parsed.hostname, parsed.port or 1883, username, password)
+        scheme = _BROKER_SCHEMES.get(parsed.scheme)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if scheme is None or not parsed.hostname or port == -1 or parsed.path not in ("", "/"):
+            raise ConfigError(
+                f"{where}: broker.url must look like mqtt://host[:port] or mqtts://host[:port], "
+                f"got {url!r}"
+            )
+        tls, default_port = scheme
+        return cls(parsed.hostname, port or default_port, username, password, tls=tls)
 
 
 @dataclass(frozen=True)
@@ -109,29 +142,58 @@ def _apply_env(data: dict[str, object]) -> None:
             table[key] = type(current)(value) if isinstance(current, int | float) else value
 
 
+def _broker(table: TableReader, default_username: str, *, hub: bool) -> BrokerConfig:
+    """``[broker]`` of a hub (``hub``: with ``password_file`` and ``accounts``) or an agent."""
+    config = BrokerConfig.from_url(
+        table.text("url", DEFAULT_BROKER_URL),
+        table.text("username", default_username),
+        table.text("password"),
+        str(table.file),
+    )
+    ca_file = table.path("ca_file", "")
+    if ca_file is not None and not config.tls:
+        raise ConfigError(
+            f"{table.file}: broker.ca_file is set but broker.url {config.url} is not mqtts://"
+        )
+    config = replace(config, ca_file=ca_file)
+    if hub:
+        config = replace(
+            config,
+            password_file=table.path("password_file", ""),
+            accounts=table.text("accounts", "dynsec", choices=BROKER_ACCOUNTS),
+        )
+    return config
+
+
+def _database_url(table: TableReader) -> str:
+    """``[database] url``, with the file of a ``sqlite:///relative.db`` URL made absolute."""
+    url = table.text("url", DEFAULT_DATABASE_URL)
+    match = _SQLITE_RELATIVE.match(url)
+    if match is None:
+        return url
+    prefix, file, query = match.group("prefix", "file", "query")
+    absolute = (table.folder_for(url) / file).resolve()
+    return f"{prefix}{absolute.as_posix()}{query or ''}"
+
+
 def load_hub_config(path: Path) -> HubConfig:
+    """Read a hub's TOML file; relative paths in it are taken against its folder."""
     root = _load(path)
     hub = root.table("hub")
     broker = root.table("broker")
     db = root.table("database")
     http = root.table("http")
+    data_dir = hub.path("data_dir", "var")
+    assert data_dir is not None
     config = HubConfig(
         hub_id=hub.text("id", "hub"),
-        broker=replace(
-            BrokerConfig.from_url(
-                broker.text("url", DEFAULT_BROKER_URL),
-                broker.text("username", "hub"),
-                broker.text("password"),
-                str(path),
-            ),
-            password_file=Path(pf) if (pf := broker.text("password_file", "")) else None,
-        ),
-        database_url=db.text("url", DEFAULT_DATABASE_URL),
+        broker=_broker(broker, "hub", hub=True),
+        database_url=_database_url(db),
         http_host=http.text("host", "127.0.0.1"),
         http_port=http.integer("port", 1, 65535, 5000),
         public_url=http.text("public_url", ""),
         api_token=http.text("api_token"),
-        data_dir=Path(hub.text("data_dir", "var")),
+        data_dir=data_dir,
         lease_s=hub.number("lease_s", 5, 86400, 120),
         offer_timeout_s=hub.number("offer_timeout_s", 1, 86400, 60),
         max_attempts=hub.integer("max_attempts", 1, 20, 3),
@@ -155,6 +217,7 @@ def _machine_slicers(root: TableReader) -> dict[str, str]:
 
 
 def load_agent_config(path: Path) -> AgentConfig:
+    """Read an agent's TOML file; relative paths in it are taken against its folder."""
     root = _load(path)
     agent = root.table("agent")
     broker = root.table("broker")
@@ -165,16 +228,13 @@ def load_agent_config(path: Path) -> AgentConfig:
     ids = [m.machine_id for m in machines]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: machine ids must be unique, got {ids}")
+    data_dir = agent.path("data_dir", "var/agent")
+    assert data_dir is not None
     config = AgentConfig(
         agent_id=agent_id,
-        broker=BrokerConfig.from_url(
-            broker.text("url", DEFAULT_BROKER_URL),
-            broker.text("username", agent_id),
-            broker.text("password"),
-            str(path),
-        ),
+        broker=_broker(broker, agent_id, hub=False),
         hub_url=agent.text("hub_url", "http://127.0.0.1:5000"),
-        data_dir=Path(agent.text("data_dir", "var/agent")),
+        data_dir=data_dir,
         machines=machines,
     )
     for table in (agent, broker, root):
