@@ -8,6 +8,7 @@ designs for several machines and prints the G-code analysis, without any network
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import tempfile
@@ -68,9 +69,25 @@ def run_slicing_demo(out_dir: Path) -> list[str]:
     return lines
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if ``port`` can be bound on ``host`` now (nobody listens on it)."""
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_http_port(asked: int) -> int:
+    """``asked`` if it is free, else a free port the kernel picks (the help promises one)."""
+    from fabnet.bus.broker import free_port
+
+    if _port_free(asked):
+        return asked
+    chosen = free_port()
+    click.echo(f"port {asked} is taken; the dashboard uses port {chosen} instead")
+    return chosen
 
 
 def summary_line(network: object) -> str:
@@ -115,13 +132,19 @@ def _demo_users(network: object) -> str:
 def run_network_demo(root: Path, speed: float, port: int, duration_s: float | None) -> None:
     from fabnet.sim.network import SimNetwork
 
-    network = SimNetwork(root, speed=speed, http_port=port if _port_free(port) else 0)
+    # SIGTERM stops the demo as Ctrl-C does: agents make their machines safe, then the hub and
+    # the broker stop. Any other death takes the broker with it (fabnet.lifetime).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    network = SimNetwork(root, speed=speed, http_port=pick_http_port(port))
     click.echo(f"fabnet demo: data in {root}")
-    network.start()
     try:
+        network.start()
         assert network.hub is not None and network.hub.service is not None
         assert network.files is not None and network.broker is not None
-        click.echo(f"broker   {network.broker.url} (users: hub + {len(network.agents)} makers)")
+        click.echo(
+            f"broker   {network.broker.url} (pid {network.broker.pid}; users: hub + "
+            f"{len(network.agents)} makers)"
+        )
         click.echo(f"hub API  {network.hub.public_url}/api/v1   token: {network.files.api_token}")
         click.echo(
             f"try:     fabnet jobs list --hub {network.hub.public_url} "
@@ -142,6 +165,7 @@ def run_network_demo(root: Path, speed: float, port: int, duration_s: float | No
         click.echo("\nstopping")
     finally:
         network.stop()
+        signal.signal(signal.SIGTERM, previous)
         click.echo("demo stopped: broker, hub and makers are down")
 
 
@@ -164,7 +188,9 @@ def _follow(network: object, duration_s: float | None) -> None:
 @click.command("demo")
 @click.option("--slice-only", is_flag=True, help="Only slice designs and print the analysis.")
 @click.option("--speed", default=120.0, show_default=True, help="Simulated machines' speed-up.")
-@click.option("--port", default=5000, show_default=True, help="HTTP port (a free one if taken).")
+@click.option(
+    "--port", default=5000, show_default=True, help="HTTP port (a free one if it is taken)."
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option(
     "--dir",

@@ -296,8 +296,10 @@ class MosquittoBroker:
         conf = _write_private(self.data_dir / CONFIG_FILE, config_text(self.data_dir, self.port))
         stderr_path = self.data_dir / "mosquitto.stderr"
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        from fabnet.lifetime import tied_popen  # dies with its parent, even on SIGKILL
+
         with open(stderr_path, "wb") as stderr:
-            self._proc = subprocess.Popen(
+            self._proc = tied_popen(
                 [self._binary, "-c", str(conf)],
                 stdout=stderr,
                 stderr=stderr,

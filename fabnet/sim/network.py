@@ -34,7 +34,10 @@ class SimNetwork:
     agents: dict[str, Agent] = field(default_factory=dict)
 
     def start(self, *, with_agents: bool = True) -> None:
+        """Start the broker, the hub (on ``http_port``, or a free port if 0) and the agents."""
         port = free_port()
+        if self.http_port == 0:
+            self.http_port = free_port()
         self.files = write_network(
             self.root,
             port,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fabnet.errors import InvalidInput, ToolFailed, ToolMissing
+from fabnet.lifetime import tied_run
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -150,7 +151,7 @@ def run_tool(
     started = time.monotonic()
     full_env = {**os.environ, **(env or {})}
     try:
-        proc = subprocess.run(
+        proc = tied_run(  # a slicer never outlives the hub that asked for it
             list(argv),
             stdin=subprocess.DEVNULL,
             capture_output=True,
