@@ -25,6 +25,7 @@ wire_log = logging.getLogger("fabnet.serial.marlin")
 _TEMP = re.compile(r"\b([TB]):\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)")
 _POS = re.compile(r"^X:(-?[\d.]+) Y:(-?[\d.]+) Z:(-?[\d.]+)")
 HELLO = frame(0, "M110 N0")
+FINISH_MOVES = "M400"  # after a file's last line; the simulator counts it as the file's end
 BOOT_QUIET_S = 0.3  # after "start", the banner is over once the board is quiet this long
 
 
@@ -257,6 +258,10 @@ class MarlinDriver:
                 stream.submit(cmd)
                 job.sent += 1
             stream.wait_all_acked(lambda: self._closing.is_set())
+            if job.sent == len(job.commands) and not self._stopping(job):
+                # the last ok means "buffered", not "done": M400 answers once every move has
+                # finished, so DONE is reported when the machine has physically finished
+                self._run_commands([FINISH_MOVES], job.should_stop(self._closing))
             if job.cancel_requested.is_set():
                 self._set_state(DriverState.CANCELLING)
                 self._make_safe()
@@ -267,6 +272,9 @@ class MarlinDriver:
             self._fail(exc)
         finally:
             job.finished(time.monotonic())
+
+    def _stopping(self, job: Job) -> bool:
+        return job.cancel_requested.is_set() or self._closing.is_set()
 
     def pause(self) -> None:
         """Stop sending; lines already in the firmware's buffers still run."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 import click
 
@@ -42,12 +43,33 @@ def sim() -> None:
     multiple=True,
     help="corrupt:N drop-ok:N busy:N:SECONDS silent:N reset:N halt:N runaway:N (repeatable)",
 )
-def marlin(baud: int, speed: float, faults: tuple[str, ...]) -> None:
-    """A Marlin 2 firmware (line numbers, checksums, ADVANCED_OK, heaters)."""
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="keep the printer's state in this JSON file (fields below)",
+)
+def marlin(baud: int, speed: float, faults: tuple[str, ...], state_file: Path | None) -> None:
+    """A Marlin 2 firmware (line numbers, checksums, ADVANCED_OK, heaters).
+
+    \b
+    --state-file PATH is replaced atomically a few times a second while the state changes,
+    and at once when a heater target changes or a file ends. Its JSON fields:
+      hotend_c, hotend_target_c, bed_c, bed_target_c   °C, actual and target (0 = off)
+      fan (0..255), steppers_on (true/false)
+      lines_executed     commands run since the simulator started
+      files_completed    files run to their end: each M400 (finish moves) that completes;
+                         fabnet's Marlin driver sends one after a file's last line, and none
+                         when it cancels
+      busy               commands buffered or moves planned
+      halted             the firmware halted (M112, a fault)
+      updated_at         Unix time of the snapshot, s
+    """
     from fabnet.sim.marlin import MarlinSimulator
     from fabnet.sim.marlin_faults import FaultPlan
 
-    _serve(MarlinSimulator(baud=baud, speed=speed, faults=FaultPlan.parse(faults)))
+    plan = FaultPlan.parse(faults)
+    _serve(MarlinSimulator(baud=baud, speed=speed, faults=plan, state_file=state_file))
 
 
 @sim.command("grbl")

@@ -3,6 +3,22 @@ command buffer and a 16-move planner that fill up, heaters, busy keepalive and i
 
 ``executed`` lists every command the firmware ran, in order, as the protocol-level text
 (without ``N`` and checksum), so tests can check a stream arrived exactly once.
+
+With ``state_file`` the simulator keeps a JSON object there (``fabnet.sim.marlin_state``):
+
+- ``hotend_c``, ``hotend_target_c``, ``bed_c``, ``bed_target_c``: °C, actual and target
+  (target 0 = heater off; actual falls toward ambient, 21 °C, once off)
+- ``fan``: part-cooling fan, 0..255; ``steppers_on``: motors energised
+- ``lines_executed``: commands run since the simulator started (``len(executed)``)
+- ``files_completed``: print files run to their end. The sim cannot see a file's end in the
+  stream itself (a cancel's safe-stop lines look like a profile's end G-code), so it counts
+  the host's word for it: fabnet's Marlin driver sends ``M400`` (finish all moves) after the
+  last line of a file, to learn the machine has physically finished, and never when it
+  cancels. Every ``M400`` that completes counts, so a file with ``M400`` lines of its own
+  counts those too (fabnet's slicers and profiles emit none).
+- ``busy``: commands are buffered or moves planned (False once a stream has stopped)
+- ``halted``: the firmware halted (M112, a fault) and ignores the host
+- ``updated_at``: Unix time of this snapshot, s
 """
 
 from __future__ import annotations
@@ -13,9 +29,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from fabnet.sim.marlin_faults import HALT_LINE, RUNAWAY_LINE, FaultPlan
 from fabnet.sim.marlin_machine import Machine, parse_words
+from fabnet.sim.marlin_state import StateFile
 from fabnet.sim.pty_link import SerialFirmware
 
 log = logging.getLogger(__name__)
@@ -68,6 +87,7 @@ class MarlinSimulator(SerialFirmware):
         advanced_ok: bool = True,
         ack_latency_s: float = 0.0015,
         busy_interval_s: float = 2.0,
+        state_file: Path | None = None,
     ) -> None:
         super().__init__(baud, paced=paced)
         self.faults = faults or FaultPlan()
@@ -78,6 +98,8 @@ class MarlinSimulator(SerialFirmware):
         self.machine = Machine(speed, planner_size)
         self.executed: list[str] = []
         self.resets = 0
+        self.files_completed = 0
+        self._state_file = StateFile(state_file, self.state) if state_file else None
         self._cond = threading.Condition()
         self._rx: collections.deque[str] = collections.deque()
         self._queue: collections.deque[_Command] = collections.deque()
@@ -95,6 +117,8 @@ class MarlinSimulator(SerialFirmware):
     def on_start(self) -> None:
         for line in BANNER:
             self.send_line(line)
+        if self._state_file is not None:
+            self._state_file.start()
         self._thread.start()
 
     def on_close(self) -> None:
@@ -103,6 +127,8 @@ class MarlinSimulator(SerialFirmware):
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
+        if self._state_file is not None:
+            self._state_file.close()
 
     def on_line(self, line: str) -> None:
         with self._cond:
@@ -126,6 +152,29 @@ class MarlinSimulator(SerialFirmware):
                 "steppers_on": float(m.steppers_on),
                 **{axis.lower(): value for axis, value in m.position.items()},
             }
+
+    def state(self) -> dict[str, Any]:
+        """The state-file object (fields in the module docstring), read under the lock."""
+        with self._cond:
+            m = self.machine
+            return {
+                "hotend_c": round(m.hotend.actual_c, 2),
+                "hotend_target_c": m.hotend.target_c,
+                "bed_c": round(m.bed.actual_c, 2),
+                "bed_target_c": m.bed.target_c,
+                "fan": m.fan,
+                "steppers_on": m.steppers_on,
+                "lines_executed": len(self.executed),
+                "files_completed": self.files_completed,
+                "busy": bool(self._queue or self._rx) or not m.planner_empty(),
+                "halted": self._halted,
+                "updated_at": time.time(),
+            }
+
+    def _changed(self) -> None:
+        """A watcher waits for this change (heater target, end of a file): write it now."""
+        if self._state_file is not None:
+            self._state_file.poke()
 
     # --- the firmware loop ----------------------------------------------------------------
     def _run(self) -> None:
@@ -264,6 +313,7 @@ class MarlinSimulator(SerialFirmware):
         self._halted = True
         self.machine.hotend.target_c = 0.0
         self.machine.bed.target_c = 0.0
+        self._changed()
         self._queue.clear()
         self._rx.clear()
         for line in lines:
@@ -308,10 +358,12 @@ class MarlinSimulator(SerialFirmware):
             m.set_position(params)
         elif code in ("M104", "M109"):
             m.hotend.target_c = params.get("S", params.get("R", m.hotend.target_c))
+            self._changed()
             if code == "M109":
                 head.wait = self._heater_wait(m.hotend.reached, now)
         elif code in ("M140", "M190"):
             m.bed.target_c = params.get("S", params.get("R", m.bed.target_c))
+            self._changed()
             if code == "M190":
                 head.wait = self._heater_wait(m.bed.reached, now)
         elif code == "M106":
@@ -332,7 +384,7 @@ class MarlinSimulator(SerialFirmware):
         elif code == "M110":
             self._last_n = int(params.get("N", 0.0))
         elif code == "M400":
-            head.wait = lambda t: self.machine.planner_empty()
+            head.wait = self._finish_moves_wait
         elif code == "G4":
             dwell_s = params.get("S", params.get("P", 0.0) / 1000.0) / m.speed
             head.wait = self._dwell_wait(dwell_s)
@@ -340,6 +392,14 @@ class MarlinSimulator(SerialFirmware):
             self._halt([HALT_LINE])
         elif code not in IGNORED:
             head.reply = (f'echo:Unknown command: "{head.text}"',)
+
+    def _finish_moves_wait(self, now: float) -> bool:
+        """M400: done once the planner is empty; the host's end-of-file mark (module doc)."""
+        if not self.machine.planner_empty():
+            return False
+        self.files_completed += 1
+        self._changed()
+        return True
 
     def _heater_wait(self, reached: Callable[[], bool], now: float) -> Wait:
         """M109/M190: finish once the heater is within the window; print temps meanwhile."""

@@ -11,8 +11,13 @@ import math
 from dataclasses import dataclass
 
 AMBIENT_C = 21.0
-HOTEND_RATE_C_S = 2.5  # heating/cooling rate at speed 1
+HOTEND_RATE_C_S = 2.5  # heating rate at speed 1
 BED_RATE_C_S = 1.0
+# Cooling is Newtonian: the distance to the goal shrinks by e every tau (at speed 1). A hotend
+# with its fan loses ~190 °C in a minute; a bed takes a few minutes. At least ``rate_c_s``.
+HOTEND_COOL_TAU_S = 20.0
+BED_COOL_TAU_S = 60.0
+SETTLED_C = 0.5  # cooling within this of the goal counts as there
 TEMP_WINDOW_C = 1.0  # M109/M190 consider the target reached within this
 HOMING_S = 3.0
 AXES = ("X", "Y", "Z", "E")
@@ -20,19 +25,27 @@ AXES = ("X", "Y", "Z", "E")
 
 @dataclass
 class Heater:
-    """One heater: actual and target temperature in °C, moving linearly toward the target."""
+    """One heater: actual and target temperature in °C. It heats linearly at ``rate_c_s``
+    and cools exponentially (time constant ``cool_tau_s``) toward its target or ambient."""
 
     rate_c_s: float
+    cool_tau_s: float
     actual_c: float = AMBIENT_C
     target_c: float = 0.0
 
     def update(self, dt_s: float) -> None:
         goal = max(self.target_c, AMBIENT_C)
-        step = self.rate_c_s * dt_s
-        if abs(goal - self.actual_c) <= step:
+        gap = goal - self.actual_c
+        if gap > 0:
+            step = self.rate_c_s * dt_s
+        else:
+            step = max(self.rate_c_s * dt_s, -gap * (1.0 - math.exp(-dt_s / self.cool_tau_s)))
+            if -gap - step <= SETTLED_C:
+                step = -gap
+        if abs(gap) <= step:
             self.actual_c = goal
         else:
-            self.actual_c += math.copysign(step, goal - self.actual_c)
+            self.actual_c += math.copysign(step, gap)
 
     def reached(self) -> bool:
         return abs(self.actual_c - max(self.target_c, AMBIENT_C)) <= TEMP_WINDOW_C
@@ -62,8 +75,8 @@ class Machine:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.speed = speed
         self.planner_size = planner_size
-        self.hotend = Heater(HOTEND_RATE_C_S)
-        self.bed = Heater(BED_RATE_C_S)
+        self.hotend = Heater(HOTEND_RATE_C_S, HOTEND_COOL_TAU_S)
+        self.bed = Heater(BED_RATE_C_S, BED_COOL_TAU_S)
         self.fan = 0  # 0..255
         self.steppers_on = False
         self.position = dict.fromkeys(AXES, 0.0)

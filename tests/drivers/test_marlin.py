@@ -33,7 +33,7 @@ def test_streams_2000_lines_at_115200_exactly_once(
     mark = len(sim.executed)
     driver.start(gcode)
     assert wait_state(driver, DONE, 40.0) == DriverState.DONE, driver.status().error
-    assert sim.executed[mark:] == ["M110 N0", *commands]
+    assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
     status = driver.status()
     assert status.progress.lines_done == status.progress.lines_total == len(commands)
     assert status.progress.percent == 100.0
@@ -53,7 +53,7 @@ def test_real_slicer_output_exactly_once(
     mark = len(sim.executed)
     driver.start(gcode)
     assert wait_state(driver, DONE) == DriverState.DONE, driver.status().error
-    assert sim.executed[mark:] == ["M110 N0", *commands]
+    assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
 
 
 def test_without_advanced_ok_counts_oks(
@@ -66,7 +66,7 @@ def test_without_advanced_ok_counts_oks(
     mark = len(sim.executed)
     driver.start(gcode)
     assert wait_state(driver, DONE) == DriverState.DONE, driver.status().error
-    assert sim.executed[mark:] == ["M110 N0", *commands]
+    assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
 
 
 def test_pause_stops_sending_and_resume_finishes(
@@ -91,7 +91,7 @@ def test_pause_stops_sending_and_resume_finishes(
     assert paused_at - mark < len(commands)
     driver.resume()
     assert wait_state(driver, DONE) == DriverState.DONE
-    assert sim.executed[mark:] == ["M110 N0", *commands]
+    assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
 
 
 @pytest.mark.parametrize(("max_z_mm", "lift_mm"), [(None, 5.0), (12.0, 2.0)])

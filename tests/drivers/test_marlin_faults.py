@@ -42,7 +42,7 @@ def test_recovers_and_runs_every_line_exactly_once(
     mark = len(sim.executed)
     driver.start(gcode)
     assert wait_state(driver, DONE) == DriverState.DONE, driver.status().error
-    assert sim.executed[mark:] == ["M110 N0", *COMMANDS]
+    assert sim.executed[mark:] == ["M110 N0", *COMMANDS, "M400"]
     assert driver.status().progress.lines_done == LAST
 
 
@@ -62,7 +62,7 @@ def test_busy_extends_the_timeout(
         assert wait_state(driver, DONE) == DriverState.DONE, driver.status().error
     assert time.monotonic() - started >= 1.0
     assert not [r for r in caplog.records if "no ok" in r.getMessage()], "busy is not silence"
-    assert sim.executed[mark:] == ["M110 N0", *COMMANDS]
+    assert sim.executed[mark:] == ["M110 N0", *COMMANDS, "M400"]
 
 
 def test_silence_ends_in_device_timeout_after_bounded_retries(
