@@ -1,15 +1,24 @@
-"""The hub process: store, bus, dispatcher, scheduler and HTTP server wired together."""
+"""The hub process: store, bus, dispatcher, scheduler and HTTP server wired together.
+
+HTTP is waitress, in this process (pure Python, threads, no fork): the scheduler and the
+dispatcher run beside it and the ``Hub`` object stays the one owner of all three.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer, create_server
 
 from fabnet import __version__
 from fabnet.bus import messages as msg
@@ -24,7 +33,95 @@ from fabnet.store import Store
 from fabnet.web import create_app
 from fabnet.web.app import WebSettings
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 log = logging.getLogger(__name__)
+
+HTTP_THREADS = 24
+"""waitress worker threads. An open live page (``/events``) holds one for up to
+``fabnet.web.events.STREAM_MAX_S``, so at most ``HTTP_THREADS - 1`` dashboard tabs stream at
+once; further requests wait in waitress's queue (logged as "Task queue depth")."""
+HTTP_CONNECTION_LIMIT = 200  # open sockets (keep-alive and streams) before accepts pause
+HTTP_CHANNEL_TIMEOUT_S = 60  # an idle keep-alive connection is closed after this
+HTTP_STOP_S = 5  # how long ``HttpServer.stop`` waits for a request in progress
+
+
+class _AppSlot:
+    """The WSGI callable waitress holds: the hub's Flask app once set, 503 before (the app is
+    built after the port is known, because its public URL names the port)."""
+
+    def __init__(self) -> None:
+        self.app: WSGIApplication | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting\n"]
+        return self.app(environ, start_response)
+
+
+class HttpServer:
+    """waitress serving one app from a thread of its own.
+
+    Listens on construction (``port`` 0 picks a free port, read back as ``port``); ``serve``
+    starts answering; ``stop`` closes the listening socket and every connection (live streams
+    included) and joins the threads.
+    """
+
+    def __init__(self, host: str, port: int, *, threads: int = HTTP_THREADS) -> None:
+        self._slot = _AppSlot()
+        self._map: dict[int, Any] = {}  # waitress's socket map: fd -> dispatcher
+        server = create_server(
+            self._slot,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            connection_limit=HTTP_CONNECTION_LIMIT,
+            channel_timeout=HTTP_CHANNEL_TIMEOUT_S,
+            asyncore_use_poll=True,  # select() stops at file descriptor 1024
+            ident="fabnet",
+        )
+        # one listener per address the host resolves to; they share the map and the threads
+        self._listeners = [d for d in self._map.values() if isinstance(d, TcpWSGIServer)]
+        self._adj = server.adj
+        self._tasks = server.task_dispatcher
+        self.port = int(self._listeners[0].getsockname()[1])
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hub-http", daemon=True)
+
+    def serve(self, app: WSGIApplication) -> None:
+        """Answer with ``app`` from now on."""
+        self._slot.app = app
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close every socket from the loop's own thread, then stop the worker threads."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._listeners[0].pull_trigger()  # wakes poll() at once
+            self._thread.join(HTTP_STOP_S + 1)
+        else:
+            self._close()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            wasyncore.loop(
+                timeout=self._adj.asyncore_loop_timeout,
+                use_poll=self._adj.asyncore_use_poll,
+                map=self._map,
+                count=1,
+            )
+        self._close()
+
+    def _close(self) -> None:
+        # Connections first: a streaming response then fails at its next write and frees its
+        # thread. The listeners and their wake-up pipe last, once no worker can write to it.
+        for channel in [d for d in self._map.values() if isinstance(d, HTTPChannel)]:
+            channel.handle_close()
+        self._tasks.shutdown(timeout=HTTP_STOP_S)
+        wasyncore.close_all(self._map, ignore_all=True)
 
 
 class Hub:
@@ -34,7 +131,7 @@ class Hub:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.database_url)
-        self.designs = DesignCatalog(self.store)
+        self.designs = DesignCatalog.for_hub(self.store, config.data_dir)
         self.artifacts = ArtifactStore(
             config.data_dir / "artifacts", config.slicer, config.machine_slicers
         )
@@ -44,7 +141,7 @@ class Hub:
         )
         gone = msg.HubStatus(hub_id=config.hub_id, state=msg.HubState.GONE, version=__version__)
         self.bus = BusClient(settings, will=(topics.hub_status(), gone))
-        self._http: BaseWSGIServer | None = None
+        self._http: HttpServer | None = None
         self.public_url = config.public_url
         self.dispatcher: Dispatcher | None = None
         self.service: HubService | None = None
@@ -54,13 +151,8 @@ class Hub:
         now = datetime.now(UTC)
         count = self.designs.register_library(now)
         log.info("hub %s: %d library designs registered", self.config.hub_id, count)
-        self._http = make_server(
-            self.config.http_host,
-            self.config.http_port,
-            app=None,  # type: ignore[arg-type]
-            threaded=True,
-        )
-        port = self._http.server_port
+        self._http = HttpServer(self.config.http_host, self.config.http_port)
+        port = self._http.port
         self.public_url = self.config.public_url or f"http://{self.config.http_host}:{port}"
         self.dispatcher = Dispatcher(
             self.store,
@@ -78,14 +170,15 @@ class Hub:
             max_attempts=self.config.max_attempts,
             control_task=self.dispatcher.control_task,
         )
-        self._http.app = create_app(
+        settings = WebSettings.from_hub_config(self.config, self.public_url)
+        app = create_app(
             self.service,
             self.artifacts,
             self.config.api_token,
-            settings=WebSettings.from_hub_config(self.config, self.public_url),
+            settings=replace(settings, broker_connected=lambda: self.bus.connected),
             dispatcher=self.dispatcher,
         )
-        threading.Thread(target=self._http.serve_forever, name="hub-http", daemon=True).start()
+        self._http.serve(app)
         self.dispatcher.start()
         for sub in topics.hub_subscriptions():
             self.bus.subscribe(sub.filter, self.dispatcher.on_message, qos=sub.qos)
@@ -118,7 +211,7 @@ class Hub:
         if self.dispatcher:
             self.dispatcher.stop()
         if self._http:
-            self._http.shutdown()
+            self._http.stop()
         self.store.close()
 
 

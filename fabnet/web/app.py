@@ -4,6 +4,7 @@ fabnet's error tree mapped to HTTP."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
 from fabnet.web.api.offers import DispatcherOffers
 from fabnet.web.auth import init_auth
+from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class WebSettings:
     hub_url: str = "http://127.0.0.1:5000"
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     library_dir: Path | None = None
+    broker_connected: Callable[[], bool] | None = None  # for /healthz
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
@@ -71,7 +74,7 @@ def create_app(
         hub_url=settings.hub_url,
         offers=DispatcherOffers(dispatcher) if dispatcher else None,
         configurer=dispatcher,
-        library_dir=settings.library_dir,
+        library_dir=settings.library_dir or service.designs.library_dir,
     )
     blueprint, endpoints = make_api(ctx)
     app.register_blueprint(blueprint, url_prefix=PREFIX)
@@ -92,9 +95,7 @@ def create_app(
             path, mimetype="text/x-gcode", as_attachment=True, download_name=f"{task_id}.gcode"
         )
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"ok": True})
+    app.register_blueprint(make_health(service.store.db, settings.broker_connected))
 
     @app.errorhandler(FabnetError)
     def fabnet_error(exc: FabnetError) -> tuple[Response, int]:
