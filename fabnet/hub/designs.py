@@ -11,7 +11,14 @@ from pathlib import Path
 
 from fabnet.core.designs import Design as CoreDesign
 from fabnet.errors import InvalidInput, NotFound
-from fabnet.library.design import Design, design_facts, list_designs, resolve_design
+from fabnet.library.design import (
+    Design,
+    data_library_dir,
+    design_facts,
+    list_designs,
+    list_library,
+    resolve_design,
+)
 from fabnet.library.mesh_checks import MeshFacts
 from fabnet.profiles import CncMaterial, load_materials
 from fabnet.store import Store
@@ -39,17 +46,36 @@ class DesignEntry:
 
 
 class DesignCatalog:
-    """Designs the hub can make, by content id (sha256) and by slug."""
+    """Designs the hub can make, by content id (sha256) and by slug.
 
-    def __init__(self, store: Store, library_dir: Path | None = None) -> None:
+    ``library_dir`` is the hub's own library (uploads go there; look-ups fall back to the
+    seeded library behind it); None means the seeded library alone. ``seeded`` also
+    registers every seeded design at start, as a hub does (``for_hub``).
+    """
+
+    def __init__(
+        self, store: Store, library_dir: Path | None = None, *, seeded: bool = False
+    ) -> None:
         self._store = store
         self._library_dir = library_dir
+        self._seeded = seeded
         self._by_id: dict[str, DesignEntry] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_hub(cls, store: Store, data_dir: Path) -> DesignCatalog:
+        """A hub's catalog: the seeded library plus ``<data_dir>/designs``."""
+        return cls(store, data_library_dir(data_dir), seeded=True)
+
+    @property
+    def library_dir(self) -> Path | None:
+        """The hub's own library folder (where uploads go), or None."""
+        return self._library_dir
+
     def register_library(self, now: datetime) -> int:
         """Register every library design in the store; returns how many there are."""
-        for design in list_designs(self._library_dir):
+        listing = list_library if self._seeded else list_designs
+        for design in listing(self._library_dir):
             self.register(design, now)
         return len(self._by_id)
 

@@ -8,8 +8,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabnet.errors import Conflict, MeshError
-from fabnet.library.design import Design, library_dir, load_design
+from fabnet.errors import Conflict, InvalidInput, MeshError
+from fabnet.library.design import Design, find_folder, load_design
 from fabnet.library.design_toml import (
     DESIGN_FILE,
     DesignRecord,
@@ -36,20 +36,27 @@ def add_design(
     file: Path,
     slug: str,
     record: DesignRecord,
-    directory: Path | None = None,
+    directory: Path | None,
 ) -> Added:
-    """Copy ``file`` into ``<library>/<slug>/`` and write its design.toml.
+    """Copy ``file`` into ``<directory>/<slug>/`` and write its design.toml.
 
-    ``record.mesh`` is replaced by the file's name. Raises Conflict when the slug exists,
-    MeshError when the mesh is refused (not a mesh, not watertight, wrong units…),
-    LicenseError when the license or the parent's license forbids it, ConfigError for bad
-    fields and NotFound for a missing parent.
+    ``directory`` is the user's library (a hub's ``<data_dir>/designs``); it is required, so
+    that nothing is ever written into the seeded library fabnet ships. ``record.mesh`` is
+    replaced by the file's name. Raises InvalidInput without ``directory``, Conflict when the
+    slug exists in it or in the seeded library, MeshError when the mesh is refused (not a
+    mesh, not watertight, wrong units…), LicenseError when the license or the parent's
+    license forbids it, ConfigError for bad fields and NotFound for a missing parent.
     """
-    root = directory or library_dir()
+    if directory is None:
+        raise InvalidInput(
+            f"design {slug!r}: no library folder to add it to (a hub's <data_dir>/designs)"
+        )
+    root = directory
     check_slug(slug)
     target = root / slug
-    if target.exists():
-        raise Conflict(f"design {slug!r} already exists in {root}")
+    existing = find_folder(slug, root)
+    if target.exists() or existing is not None:
+        raise Conflict(f"design {slug!r} already exists in {(existing or target).parent}")
     file = Path(file)
     record = DesignRecord(**{**record.__dict__, "mesh": file.name})
     validate_record(record, target / DESIGN_FILE)
@@ -88,7 +95,8 @@ def remix_design(
     tags: tuple[str, ...] | None = None,
     directory: Path | None = None,
 ) -> Added:
-    """Add ``file`` as a remix of ``parent_slug``; the license defaults to the parent's."""
+    """Add ``file`` to the library ``directory`` as a remix of ``parent_slug`` (looked up there
+    and in the seeded library); the license defaults to the parent's. Raises as add_design."""
     parent = load_design(parent_slug, directory)
     record = DesignRecord(
         name=name,

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from fabnet.errors import MeshError
 from fabnet.library.catalog import add_design, remix_design
-from fabnet.library.design import Design, design_facts, list_designs, resolve_design
+from fabnet.library.design import (
+    Design,
+    data_library_dir,
+    design_facts,
+    list_library,
+    resolve_design,
+)
 from fabnet.library.design_toml import DesignRecord
 from fabnet.library.lineage import credits, non_commercial_in
 from fabnet.library.mesh import MeshFacts, MeshReport, check_mesh, load_mesh
@@ -27,16 +34,63 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+NO_LIBRARY = (
+    "no library to add to: pass --config hub.toml (the hub's <data_dir>/designs) "
+    "or --library DIR; the designs fabnet ships are read-only"
+)
+
+
+def library_options(command: F) -> F:
+    """``--config`` and ``--library``: the user's library, in front of the seeded one."""
+    command = click.option(
+        "--library",
+        "library",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="A library folder of your own (<slug>/design.toml + mesh).",
+    )(command)
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="A hub.toml: use that hub's library, <data_dir>/designs.",
+    )(command)
+
+
+def user_library(config: Path | None, library: Path | None) -> Path | None:
+    """The library folder named by ``--library`` or by ``--config``'s data_dir, if any."""
+    if config is not None and library is not None:
+        raise click.UsageError("give --config or --library, not both")
+    if library is not None:
+        return library
+    if config is not None:
+        from fabnet.config import load_hub_config
+
+        return data_library_dir(load_hub_config(config).data_dir)
+    return None
+
+
+def _target(config: Path | None, library: Path | None) -> Path:
+    target = user_library(config, library)
+    if target is None:
+        raise click.UsageError(NO_LIBRARY)
+    return target
+
+
 @click.group()
 def designs() -> None:
-    """The open design library (designs/<slug>/design.toml + mesh)."""
+    """The open design library: the designs fabnet ships, plus a library of your own
+    (--config hub.toml or --library DIR) that `add` and `remix` write to."""
 
 
 @designs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_command(as_json: bool) -> None:
+@library_options
+def list_command(as_json: bool, config: Path | None, library: Path | None) -> None:
     """Every design: slug, name, license, triangles, bounding box."""
-    rows = [(d, design_facts(d)) for d in list_designs()]
+    rows = [(d, design_facts(d)) for d in list_library(user_library(config, library))]
     if as_json:
         _echo_json([{**d.to_dict(), "facts": f.to_dict()} for d, f in rows])
         return
@@ -64,11 +118,13 @@ def _facts_lines(facts: MeshFacts) -> list[str]:
 @designs.command("show")
 @click.argument("design")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_command(design: str, as_json: bool) -> None:
+@library_options
+def show_command(design: str, as_json: bool, config: Path | None, library: Path | None) -> None:
     """Facts, license, lineage and sha256 of DESIGN (a slug or a mesh file)."""
-    found = resolve_design(design)
+    folder = user_library(config, library)
+    found = resolve_design(design, folder)
     facts = design_facts(found)
-    chain = credits(found)
+    chain = credits(found, folder)
     nc = non_commercial_in(chain)
     if as_json:
         data = found.to_dict()
@@ -117,6 +173,7 @@ def _report_added(design: Design, notes: tuple[str, ...]) -> None:
 @click.option("--tags", default="", help="comma-separated, e.g. calibration,cube")
 @click.option("--source-url", default=None)
 @click.option("--remix-of", default=None, help="slug of the parent design")
+@library_options
 def add_command(
     file: Path,
     slug: str,
@@ -128,8 +185,11 @@ def add_command(
     tags: str,
     source_url: str | None,
     remix_of: str | None,
+    config: Path | None,
+    library: Path | None,
 ) -> None:
-    """Check FILE's mesh and license, copy it to designs/<slug>/ and write design.toml."""
+    """Check FILE's mesh and license, copy it to <library>/<slug>/ and write design.toml."""
+    target = _target(config, library)
     record = DesignRecord(
         name=name,
         author=author,
@@ -141,7 +201,7 @@ def add_command(
         remix_of=remix_of,
         source_url=source_url,
     )
-    added = add_design(file, slug, record)
+    added = add_design(file, slug, record, target)
     _report_added(added.design, added.notes)
 
 
@@ -154,6 +214,7 @@ def add_command(
 @click.option("--license", "license_id", default=None, help="default: the parent's license")
 @click.option("--version", "version", default="1.0", show_default=True)
 @click.option("--description", default="")
+@library_options
 def remix_command(
     parent: str,
     new_slug: str,
@@ -163,10 +224,20 @@ def remix_command(
     license_id: str | None,
     version: str,
     description: str,
+    config: Path | None,
+    library: Path | None,
 ) -> None:
     """Add FILE as NEW_SLUG, a remix of PARENT, if PARENT's license allows it."""
     added = remix_design(
-        parent, new_slug, file, name, author, license_id, version=version, description=description
+        parent,
+        new_slug,
+        file,
+        name,
+        author,
+        license_id,
+        version=version,
+        description=description,
+        directory=_target(config, library),
     )
     _report_added(added.design, added.notes)
 
@@ -176,9 +247,17 @@ def remix_command(
 @click.option("--profile", "profile_id", default=None, help="machine profile, e.g. prusa_mini")
 @click.option("--max-triangles", default=MAX_TRIANGLES, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def check_command(design: str, profile_id: str | None, max_triangles: int, as_json: bool) -> None:
+@library_options
+def check_command(
+    design: str,
+    profile_id: str | None,
+    max_triangles: int,
+    as_json: bool,
+    config: Path | None,
+    library: Path | None,
+) -> None:
     """Check DESIGN's mesh (and fit in --profile); exit status 1 when it is refused."""
-    found = resolve_design(design)
+    found = resolve_design(design, user_library(config, library))
     profile = load_profile(profile_id) if profile_id else None
     try:
         report: MeshReport | None = check_mesh(load_mesh(found.mesh_path), profile, max_triangles)
@@ -221,9 +300,11 @@ def _print_check(found: Design, report: MeshReport | None, refusal: MeshError | 
 
 @designs.command("credits")
 @click.argument("design")
-def credits_command(design: str) -> None:
+@library_options
+def credits_command(design: str, config: Path | None, library: Path | None) -> None:
     """The attribution chain of DESIGN: itself, then every ancestor it remixes."""
-    chain = credits(resolve_design(design))
+    folder = user_library(config, library)
+    chain = credits(resolve_design(design, folder), folder)
     for depth, credit in enumerate(chain):
         prefix = "" if depth == 0 else "  " * (depth - 1) + "remix of: "
         click.echo(prefix + credit.line())

@@ -1,4 +1,8 @@
-"""Designs in the library (``designs/<slug>/``) and ad-hoc mesh files, content-addressed."""
+"""Designs in the library (``<library>/<slug>/``) and ad-hoc mesh files, content-addressed.
+
+Two kinds of library folder: the seeded one fabnet ships (read-only package data) and a
+hub's own (``<data_dir>/designs``), which sits in front of the seeded one for look-ups.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from fabnet.library.design_toml import DESIGN_FILE, SLUG, check_slug, read_recor
 from fabnet.library.licenses import NOASSERTION, parse_license
 from fabnet.library.mesh import MeshFacts, load_mesh, mesh_facts
 from fabnet.library.mesh_io import MESH_SUFFIXES
+from fabnet.seed import DESIGNS, shipped_dir
+
+USER_LIBRARY = "designs"  # the library folder inside a hub's data folder
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,25 @@ class Design:
 
 
 def library_dir() -> Path:
-    """The library root: ``$FABNET_DESIGNS_DIR`` or the repository's ``designs/``."""
+    """The seeded library: ``$FABNET_DESIGNS_DIR``, or the designs fabnet ships (read-only)."""
     env = os.environ.get("FABNET_DESIGNS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "designs"
+    return shipped_dir(DESIGNS)
+
+
+def data_library_dir(data_dir: Path) -> Path:
+    """A hub's own library, ``<data_dir>/designs``: where its users' designs are added."""
+    return data_dir / USER_LIBRARY
+
+
+def library_roots(directory: Path | None = None) -> tuple[Path, ...]:
+    """The folders a slug is looked up in, in order: ``directory`` (a user's library), then
+    the seeded library, so that a user's remix can name a seeded parent."""
+    seeded = library_dir()
+    if directory is None or directory.resolve() == seeded.resolve():
+        return (seeded,)
+    return (directory, seeded)
 
 
 def file_sha256(path: Path) -> str:
@@ -85,7 +106,8 @@ def file_sha256(path: Path) -> str:
 
 
 def list_designs(directory: Path | None = None) -> list[Design]:
-    """Every design in the library, sorted by slug; ConfigError for a broken one."""
+    """Every design in the one library folder ``directory`` (default: the seeded library),
+    sorted by slug; ConfigError for a broken one."""
     root = directory or library_dir()
     if not root.is_dir():
         return []
@@ -93,16 +115,36 @@ def list_designs(directory: Path | None = None) -> list[Design]:
     return [load_design(slug, root) for slug in slugs]
 
 
+def list_library(directory: Path | None = None) -> list[Design]:
+    """Every design of ``library_roots(directory)`` (a user's library and the seeded one),
+    sorted by slug; where both hold a slug, the user's library wins."""
+    found: dict[str, Design] = {}
+    for root in library_roots(directory):
+        for design in list_designs(root):
+            found.setdefault(design.slug, design)
+    return [found[slug] for slug in sorted(found)]
+
+
+def find_folder(slug: str, directory: Path | None = None) -> Path | None:
+    """The folder of design ``slug`` in the first of ``library_roots(directory)`` holding it."""
+    for root in library_roots(directory):
+        if (root / slug / DESIGN_FILE).is_file():
+            return root / slug
+    return None
+
+
 def load_design(slug: str, directory: Path | None = None) -> Design:
-    """The library design ``slug``; NotFound when absent, ConfigError when its files are bad."""
-    root = directory or library_dir()
+    """The design ``slug`` of ``library_roots(directory)``; NotFound when absent, ConfigError
+    when its files are bad."""
     if not SLUG.match(slug):
         raise NotFound(f"no design {slug!r}: slugs are lower-case-hyphenated")
-    folder = root / slug
+    folder = find_folder(slug, directory)
+    if folder is None:
+        roots = library_roots(directory)
+        known = sorted({p.parent.name for r in roots for p in r.glob(f"*/{DESIGN_FILE}")})
+        where = " or ".join(str(r) for r in roots)
+        raise NotFound(f"no design {slug!r} in {where} (known: {', '.join(known) or 'none'})")
     toml_path = folder / DESIGN_FILE
-    if not toml_path.is_file():
-        known = ", ".join(p.parent.name for p in sorted(root.glob(f"*/{DESIGN_FILE}")))
-        raise NotFound(f"no design {slug!r} in {root} (known: {known or 'none'})")
     record = read_record(toml_path)
     mesh_path = folder / record.mesh
     if not mesh_path.is_file():

@@ -21,16 +21,18 @@ from fabnet.profiles.model import (
     Volume,
 )
 from fabnet.profiles.reader import TableReader
+from fabnet.seed import PROFILES, shipped_dir
 
 MATERIALS_FILE = "materials.toml"
 
 
 def profiles_dir() -> Path:
-    """Where profiles live: ``$FABNET_PROFILES_DIR`` or the repository's ``firmware_profiles``."""
+    """Where profiles live: ``$FABNET_PROFILES_DIR``, or the profiles fabnet ships (package
+    data in a wheel, ``firmware_profiles/`` in a checkout)."""
     env = os.environ.get("FABNET_PROFILES_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "firmware_profiles"
+    return shipped_dir(PROFILES)
 
 
 def _read_toml(path: Path) -> dict[str, object]:

@@ -22,6 +22,7 @@ def test_add_list_show_credits(library: Path) -> None:
         "add", str(MODELS / "faceshield_frame.stl"), "--slug", "shield", "--name", "Shield",
         "--author", "aon3d", "--license", "MIT", "--version", "R01",
         "--tags", "medical, face-shield", "--source-url", "https://example.org/shield",
+        "--library", str(library),
     )  # fmt: skip
     assert code == 0, out
     assert "added shield (MIT) sha256 c42878beed18" in out
@@ -41,7 +42,7 @@ def test_remix_and_credits_with_nc_notice(library: Path) -> None:
     write_design(library, "base", "CC-BY-NC-SA-4.0")
     code, out, _ = _run(
         "remix", "base", "base-short", "--file", str(MODELS / "cube_xyz_20mm.stl"),
-        "--name", "Short", "--author", "me",
+        "--name", "Short", "--author", "me", "--library", str(library),
     )  # fmt: skip
     assert code == 0, out
     assert "added base-short (CC-BY-NC-SA-4.0)" in out
@@ -61,7 +62,7 @@ def test_remix_with_a_changed_sa_license_is_refused(library: Path) -> None:
     write_design(library, "hook", "CC-BY-SA-4.0")
     code, _, exc = _run(
         "remix", "hook", "hook-mit", "--file", str(MODELS / "cube_xyz_20mm.stl"),
-        "--name", "Hook", "--author", "me", "--license", "MIT",
+        "--name", "Hook", "--author", "me", "--license", "MIT", "--library", str(library),
     )  # fmt: skip
     assert code != 0
     assert isinstance(exc, LicenseError)

@@ -112,16 +112,18 @@ def _record(license_id: str = "MIT", remix_of: str | None = None) -> DesignRecor
 
 
 def test_add_copies_and_refuses_an_existing_slug(library: Path) -> None:
-    added = add_design(MODELS / "extruder_idler.stl", "idler", _record("AGPL-3.0-only"))
+    added = add_design(MODELS / "extruder_idler.stl", "idler", _record("AGPL-3.0-only"), library)
     assert (library / "idler" / "extruder_idler.stl").is_file()
     assert load_design("idler") == added.design
     with pytest.raises(Conflict, match="design 'idler' already exists"):
-        add_design(MODELS / "extruder_idler.stl", "idler", _record("AGPL-3.0-only"))
+        add_design(MODELS / "extruder_idler.stl", "idler", _record("AGPL-3.0-only"), library)
 
 
 def test_add_refuses_a_broken_mesh_with_its_open_edges(library: Path) -> None:
     with pytest.raises(MeshError, match="59 open edges") as info:
-        add_design(MODELS / "conveyor_broken_x0.1.stl", "conveyor", _record("GPL-2.0-or-later"))
+        add_design(
+            MODELS / "conveyor_broken_x0.1.stl", "conveyor", _record("GPL-2.0-or-later"), library
+        )
     assert info.value.reason == "not_watertight"
     assert not (library / "conveyor").exists()
     assert list(library.iterdir()) == []
@@ -130,15 +132,22 @@ def test_add_refuses_a_broken_mesh_with_its_open_edges(library: Path) -> None:
 def test_remix_of_nd_design_is_refused(library: Path) -> None:
     write_design(library, "boat", "CC-BY-ND-4.0")
     with pytest.raises(LicenseError, match="allows no derivatives"):
-        remix_design("boat", "boat-2", MODELS / "cube_xyz_20mm.stl", "Boat 2", "me")
+        remix_design(
+            "boat", "boat-2", MODELS / "cube_xyz_20mm.stl", "Boat 2", "me", directory=library
+        )
     assert not (library / "boat-2").exists()
 
 
 def test_remix_of_sa_design_must_keep_the_license(library: Path) -> None:
     write_design(library, "hook", "CC-BY-SA-4.0")
     with pytest.raises(LicenseError, match="must keep CC-BY-SA-4.0, not CC-BY-4.0"):
-        remix_design("hook", "hook-2", MODELS / "cube_xyz_20mm.stl", "Hook 2", "me", "CC-BY-4.0")
-    added = remix_design("hook", "hook-2", MODELS / "cube_xyz_20mm.stl", "Hook 2", "me")
+        remix_design(
+            "hook", "hook-2", MODELS / "cube_xyz_20mm.stl", "Hook 2", "me", "CC-BY-4.0",
+            directory=library,
+        )  # fmt: skip
+    added = remix_design(
+        "hook", "hook-2", MODELS / "cube_xyz_20mm.stl", "Hook 2", "me", directory=library
+    )
     assert added.design.license == "CC-BY-SA-4.0"
     assert added.design.remix_of == "hook"
 
