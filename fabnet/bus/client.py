@@ -10,10 +10,12 @@ the reconnect.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +26,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from fabnet.bus import tls as bus_tls
 from fabnet.bus.messages import DropReason, InvalidMessage, Message, decode_at, encode
 from fabnet.bus.topics import Topic, check_id, parse, strip_share
 from fabnet.errors import Conflict, InvalidInput
@@ -38,7 +41,9 @@ _LOG_EVERY = 1000  # after the first 100 drops of one reason, log one line per t
 @dataclass(frozen=True)
 class BusSettings:
     """How to reach the broker and who we are there. ``client_id`` must be stable across
-    restarts (it names the persistent session); the agent's ``username`` is its agent id."""
+    restarts (it names the persistent session); the agent's ``username`` is its agent id.
+    ``tls`` (an ``mqtts://`` URL): the broker's certificate must chain to ``ca_file`` (None:
+    the system's CAs) and name ``host``; there is no switch to turn verification off."""
 
     host: str
     port: int
@@ -51,6 +56,21 @@ class BusSettings:
     max_inflight: int = 20
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
+    tls: bool = False
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_broker(cls, broker: Any, client_id: str) -> BusSettings:
+        """From a ``fabnet.config.BrokerConfig`` (host, port, login, tls, ca_file)."""
+        return cls(
+            broker.host,
+            broker.port,
+            broker.username,
+            broker.password,
+            client_id,
+            tls=broker.tls,
+            ca_file=broker.ca_file,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,11 +154,14 @@ class BusClient:
             CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
         client.username_pw_set(s.username, s.password)
+        if s.tls:
+            bus_tls.configure_client(client, s.ca_file)
         client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
         client.max_queued_messages_set(s.max_queued)
         client.max_inflight_messages_set(s.max_inflight)
         client.on_log = self._on_log
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -315,6 +338,16 @@ class BusClient:
                 client.publish(topic, encode(fresh), qos=1, retain=True)
         self._connected.set()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` around the connect, without the
+        # exception: take it from there, so a TLS failure says what to fix.
+        exc = sys.exc_info()[1]
+        s = self.settings
+        error = bus_tls.explain(exc, s.host, s.ca_file) if exc else "connection failed"
+        if error != self._last_error:
+            log.warning("%s: %s; retrying", s.client_id, error)
+        self._last_error = error
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
@@ -391,4 +424,5 @@ def check_settings(settings: BusSettings) -> BusSettings:
         raise InvalidInput(f"keepalive_s must be 5..3600, got {settings.keepalive_s}")
     if not 1 <= settings.reconnect_min_s <= settings.reconnect_max_s:
         raise InvalidInput("reconnect_min_s must be >= 1 and <= reconnect_max_s")
+    bus_tls.check_ca_file(settings.ca_file, settings.tls)
     return settings
