@@ -315,6 +315,24 @@ class Accounts:
             )
             return True
 
+    def set_broker_hash(self, agent_id: str, password_hash: str) -> bool:
+        """Replace a recorded agent's broker password hash; False if it has no identity."""
+        with self._db.write() as s:
+            row = s.get(BrokerAccountRow, agent_id)
+            if row is None:
+                return False
+            row.password_hash = password_hash
+            return True
+
+    def remove_broker_account(self, agent_id: str) -> bool:
+        """Forget an agent's broker identity; False if it had none."""
+        with self._db.write() as s:
+            row = s.get(BrokerAccountRow, agent_id)
+            if row is None:
+                return False
+            s.delete(row)
+            return True
+
     def record_machine_change(
         self, machine_id: str, user_name: str, change: dict[str, Any], now: datetime
     ) -> MachineChange:

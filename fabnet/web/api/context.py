@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from flask import abort
 
+from fabnet.bus.dynsec import DynsecAdmin
+from fabnet.config import BrokerConfig
 from fabnet.hub.service import HubService
 from fabnet.store.listings import Listings
 from fabnet.web.auth import User
@@ -46,17 +48,40 @@ class MachineConfigurer(Protocol):
     ) -> bool: ...
 
 
+ACCOUNTS_DYNSEC, ACCOUNTS_FILE, ACCOUNTS_NONE = "dynsec", "file", "none"
+
+
 @dataclass(frozen=True)
 class BrokerSettings:
-    """How agents reach the broker, and where the hub keeps Mosquitto's password file.
+    """How agents reach the broker, and how the hub gives them accounts there (``accounts``):
 
-    ``password_file`` None: registrations are recorded but no file is written.
+    - ``dynsec``: created, disabled and removed at run time through Mosquitto's
+      dynamic-security plugin; the hub's own login (``hub_user``) is the plugin's admin.
+    - ``file``: the Mosquitto password file ``password_file`` is rewritten (Mosquitto reads it
+      on SIGHUP); with ``password_file`` None the account is only recorded.
+    - ``none``: recorded only; the operator gives agents broker logins by other means.
     """
 
     url: str = "mqtt://127.0.0.1:1883"
     hub_user: str = "hub"
     hub_password: str = ""
     password_file: Path | None = None
+    accounts: str = ACCOUNTS_FILE
+    ca_file: Path | None = None  # the CA agents and the hub trust for mqtts://
+    admin_timeout_s: float = 10.0
+
+    def admin(self) -> DynsecAdmin:
+        """A dynamic-security admin connection with the hub's login (over TLS for mqtts://)."""
+        where = BrokerConfig.from_url(self.url, self.hub_user, self.hub_password, "hub broker")
+        return DynsecAdmin(
+            where.host,
+            where.port,
+            self.hub_user,
+            self.hub_password,
+            tls=where.tls,
+            ca_file=self.ca_file,
+            timeout_s=self.admin_timeout_s,
+        )
 
 
 @dataclass

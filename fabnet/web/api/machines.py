@@ -16,7 +16,7 @@ from fabnet.profiles import load_materials
 from fabnet.store.convert import policy_to_json
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid, iso, own_makers
 from fabnet.web.api.jobs import TASK, paged, task_with_maker
-from fabnet.web.api.registration import register_machine
+from fabnet.web.api.registration import register_account_routes, register_machine
 from fabnet.web.auth import MAKER, User
 from fabnet.web.openapi import ApiRoutes, user_of
 from fabnet.web.schemas import Field, ListOf, Schema
@@ -126,6 +126,12 @@ REGISTERED = Schema(
             ),
         ),  # fmt: skip
         Field("password_file_written", "boolean", required=True),
+        Field(
+            "note",
+            "string",
+            required=True,
+            description="whether the agent got a new broker password or keeps its own",
+        ),
     ),
 )
 MACHINE_UPDATE = Schema(
@@ -206,6 +212,7 @@ def _configuration(found: Machine, body: dict[str, Any]) -> tuple[str, dict[str,
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     store = ctx.service.store
+    register_account_routes(routes, ctx)
 
     def own_machine(user: User | None, agent: str, machine: str) -> Machine:
         machine_id = hub_machine_id(agent, machine)
@@ -275,6 +282,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
             "config_toml": done.config_toml,
             "broker": {"url": ctx.broker.url, "username": done.agent, "password": done.password},
             "password_file_written": done.password_file is not None,
+            "note": done.note,
         }
 
     @routes.route(
