@@ -42,10 +42,10 @@ class WebSettings:
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
-        """From a ``fabnet.config.HubConfig``; registrations go into its broker password file."""
+        """From a ``fabnet.config.HubConfig``; agents' broker accounts as its [broker] says."""
         b = config.broker
         broker = BrokerSettings(
-            f"mqtt://{b.host}:{b.port}", b.username, b.password, b.password_file
+            b.url, b.username, b.password, b.password_file, accounts=b.accounts, ca_file=b.ca_file
         )
         return cls(data_dir=config.data_dir, hub_url=hub_url, broker=broker)
 
