@@ -136,9 +136,7 @@ class Hub:
             config.data_dir / "artifacts", config.slicer, config.machine_slicers
         )
         b = config.broker
-        settings = BusSettings(
-            b.host, b.port, b.username, b.password, client_id=f"fabnet-hub-{config.hub_id}"
-        )
+        settings = BusSettings.from_broker(b, client_id=f"fabnet-hub-{config.hub_id}")
         gone = msg.HubStatus(hub_id=config.hub_id, state=msg.HubState.GONE, version=__version__)
         self.bus = BusClient(settings, will=(topics.hub_status(), gone))
         self._http: HttpServer | None = None
