@@ -1,9 +1,10 @@
 # The two commands of README.md: `make demo` and `make test`. Both set up what they need.
+# `make screenshots` renews docs/screenshots/*.png (tests only ever write to temporary folders).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test venv sysdeps-demo sysdeps-test lint clean
+.PHONY: demo test screenshots venv sysdeps-demo sysdeps-test lint clean
 
 $(BIN)/fabnet: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +30,9 @@ lint: venv
 
 test: venv sysdeps-test lint
 	$(BIN)/pytest -q
+
+screenshots: venv sysdeps-test
+	FABNET_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 INSTALL_HINT = "apt-get install chromium chromium-driver (make test installs them)"
 WINDOW = (1280, 900)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 
 # ada: two PLA printers that take any offer; bruno: one PETG printer that asks him first.
@@ -106,10 +105,10 @@ def wait(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-def screenshot(driver: WebDriver, name: str) -> Path:
-    """Save the page as ``docs/screenshots/<name>.png`` (the whole 1280x900 window)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def screenshot(driver: WebDriver, folder: Path, name: str) -> Path:
+    """Save the page as ``<folder>/<name>.png`` (the whole 1280x900 window)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     assert driver.save_screenshot(str(path)), f"could not write {path}"
     return path
 

@@ -1,12 +1,17 @@
 """The dashboard in real headless Chromium against a live network (Mosquitto, hub, simulated
 makers): every role logs in, a requester orders from the library and watches the job finish
 without reloading, a maker accepts an offer, the operator's figures move, and a requester is
-refused another requester's job. Screenshots of the main pages go to ``docs/screenshots/``."""
+refused another requester's job. Screenshots of the main pages go to a temporary folder;
+``make screenshots`` sets ``$FABNET_SCREENSHOTS_DIR`` to ``docs/screenshots`` to renew the
+pictures the README shows (a plain test run must never rewrite tracked files)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +38,54 @@ from fabnet.sim.network import SimNetwork
 
 CUBE = "cube-xyz-20mm"
 MARK = "return window.__noReload"
+SCREENSHOTS_VARIABLE = "FABNET_SCREENSHOTS_DIR"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PICTURES = ("library", "design", "job", "overview", "maker", "task")
+
+
+def screenshots_folder(tmp_path: Path, environ: Mapping[str, str]) -> Path:
+    """Where the pictures go: ``$FABNET_SCREENSHOTS_DIR`` when set (``make screenshots``),
+    else a folder inside the test's ``tmp_path``."""
+    named = environ.get(SCREENSHOTS_VARIABLE)
+    return Path(named).resolve() if named else tmp_path / "screenshots"
+
+
+def _file_states(folder: Path) -> dict[str, tuple[int, int, str]]:
+    """(mtime ns, size, sha256) of every PNG in ``folder``: a rewrite changes the mtime even
+    when the picture comes out byte-identical."""
+    return {
+        p.name: (p.stat().st_mtime_ns, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.glob("*.png"))
+    }
+
+
+@dataclass
+class Shots:
+    """The screenshot folder of one run, and the tracked pictures as they were before it."""
+
+    folder: Path
+    docs_before: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Every picture was taken into ``folder``; unless that is docs/screenshots, the
+        tracked pictures are untouched."""
+        missing = [n for n in PICTURES if not (self.folder / f"{n}.png").is_file()]
+        assert not missing, f"no screenshots {missing} in {self.folder}"
+        if self.folder != DOCS_SCREENSHOTS.resolve():
+            assert _file_states(DOCS_SCREENSHOTS) == self.docs_before, "docs/screenshots changed"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Shots:
+    return Shots(screenshots_folder(tmp_path, os.environ), _file_states(DOCS_SCREENSHOTS))
+
+
+def test_screenshots_go_to_a_temporary_folder_unless_asked(tmp_path: Path) -> None:
+    checkout = DOCS_SCREENSHOTS.parents[1]
+    default = screenshots_folder(tmp_path, {})
+    assert default.is_relative_to(tmp_path) and not default.resolve().is_relative_to(checkout)
+    asked = screenshots_folder(tmp_path, {SCREENSHOTS_VARIABLE: str(DOCS_SCREENSHOTS)})
+    assert asked == DOCS_SCREENSHOTS.resolve()
 
 
 @pytest.fixture
@@ -76,7 +129,9 @@ def _text(driver: WebDriver, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
 
 
-def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, WebDriver]) -> None:
+def test_dashboard_end_to_end(
+    network: SimNetwork, browsers: tuple[WebDriver, WebDriver], shots: Shots
+) -> None:
     started = time.monotonic()
     assert network.hub is not None
     base = network.hub.public_url
@@ -100,11 +155,11 @@ def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, We
         20,
         "every thumbnail to load",
     )
-    screenshot(browser, "library")
+    screenshot(browser, shots.folder, "library")
     browser.get(f"{base}/designs/faceshield-frame-short")  # a remix: its lineage shows
     parent = browser.find_elements(By.CSS_SELECTOR, '#lineage a[href="/designs/faceshield-frame"]')
     assert parent, "the remix's parent is not linked in its lineage"
-    screenshot(browser, "design")
+    screenshot(browser, shots.folder, "design")
     browser.get(f"{base}/designs")
     browser.find_element(By.CSS_SELECTOR, f'a[data-slug="{CUBE}"]').click()
     wait(lambda: browser.find_elements(By.ID, "request-form"), 10, "the design page")
@@ -126,14 +181,14 @@ def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, We
     makers = {e.text for e in browser.find_elements(By.CSS_SELECTOR, 'td[data-live$=".maker"]')}
     assert makers == {"ada"}
     time.sleep(0.7)  # let the bars' CSS transition settle for the picture
-    screenshot(browser, "job")
+    screenshot(browser, shots.folder, "job")
 
     # the operator's figures moved without a reload
     wait(lambda: _text(watch, "grams-total") != grams_before, 10, "the grams total to change")
     assert watch.execute_script(MARK) == 1, "the overview reloaded"
     band = watch.find_elements(By.CSS_SELECTOR, '#production-chart polygon[data-key="PLA"]')
     assert band, "no PLA band in the production chart"
-    screenshot(watch, "overview")
+    screenshot(watch, shots.folder, "overview")
 
     # another requester's PETG job is offered to bruno's ask-first printer; bruno accepts
     other = network.hub.service.submit(
@@ -149,7 +204,7 @@ def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, We
 
     wait(offer_shown, 30, "the offer on bruno's maker page")
     assert store.tasks.get(task.task_id).state is TaskState.OFFERED
-    screenshot(browser, "maker")
+    screenshot(browser, shots.folder, "maker")
     browser.find_element(By.CSS_SELECTOR, f'button[data-accept="{task.task_id}"]').click()
     wait(lambda: store.tasks.get(task.task_id).state is TaskState.DONE, 40, "the accepted task")
     attempts = store.tasks.get(task.task_id).attempts
@@ -178,7 +233,7 @@ def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, We
         "s.dispatchEvent(new Event('input'));"
     )
     time.sleep(0.5)
-    screenshot(browser, "task")
+    screenshot(browser, shots.folder, "task")
 
     # a requester cannot open another requester's job
     log_in(browser, base, "rita")
@@ -187,5 +242,6 @@ def test_dashboard_end_to_end(network: SimNetwork, browsers: tuple[WebDriver, We
     browser.get(f"{base}/jobs/{job_id}")
     assert _text(browser, "job-state") == "done"
 
+    shots.check()
     elapsed = time.monotonic() - started
     assert elapsed < 90, f"the browser scenario took {elapsed:.0f} s (budget 90 s)"
