@@ -32,7 +32,7 @@ test: venv sysdeps-test lint
 	$(BIN)/pytest -q
 
 screenshots: venv sysdeps-test
-	FABNET_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
