@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "jobs": "fabnet.hub.cli:jobs",
     "broker-config": "fabnet.bus.cli:broker_config_command",
     "users": "fabnet.hub.users_cli:users",
+    "machines": "fabnet.hub.machines_cli:machines",
 }
 
 
