@@ -16,6 +16,7 @@ from fabnet.profiles import (
     load_profile,
     profiles_dir,
 )
+from fabnet.seed import PROFILES, shipped_dir
 
 
 def test_every_shipped_profile_loads() -> None:
@@ -78,3 +79,15 @@ def test_wrong_type_and_missing_key(tmp_path: Path) -> None:
 def test_unknown_profile_lists_the_known_ones() -> None:
     with pytest.raises(NotFound, match="known: .*prusa_mk3s"):
         load_profile("makerbot_replicator")
+
+
+def test_profiles_come_from_the_shipped_folder_or_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FABNET_PROFILES_DIR", raising=False)
+    assert profiles_dir() == shipped_dir(PROFILES)
+    own = tmp_path / "profiles"
+    own.mkdir()
+    (own / "mine.toml").write_text((shipped_dir(PROFILES) / "prusa_mk3s.toml").read_text())
+    monkeypatch.setenv("FABNET_PROFILES_DIR", str(own))
+    assert profiles_dir() == own and list_profiles() == ["mine"]
