@@ -9,16 +9,24 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from fabnet.errors import ConfigError
+from fabnet.config_env import AGENT_KEYS, HUB_KEYS, apply_env
+from fabnet.drivers.registry import DRIVER_OPTIONS, Scalar, check_driver_options
+from fabnet.errors import ConfigError, InvalidInput
+from fabnet.profiles.canonical import canonical_material, canonical_profile
 from fabnet.profiles.reader import TableReader
+from fabnet.secrets_check import secret
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL = "sqlite:///var/fabnet.db"
 SLICER_CHOICES = ("builtin", "prusaslicer", "curaengine")
+HUB_PASSWORD_HINT = "set the hub's broker password (fabnet init hub generates one; see README)"
+AGENT_PASSWORD_HINT = "register the machine first (see README)"
+API_TOKEN_HINT = "set the operator's API token (fabnet init hub generates one; see README)"
 # sqlite:///relative/file.db (three slashes, no fourth): not absolute, not in memory
 _SQLITE_RELATIVE = re.compile(
     r"^(?P<prefix>sqlite(\+\w+)?:///)(?P<file>(?!/)(?!:memory:)[^?]+)(?P<query>\?.*)?$"
@@ -106,7 +114,7 @@ class MachineConfig:
     driver: str
     material: str
     policy: MachinePolicy
-    driver_options: dict[str, str | int | float | bool] = field(default_factory=dict)
+    driver_options: dict[str, Scalar] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,8 @@ class AgentConfig:
     machines: tuple[MachineConfig, ...]
 
 
-def _load(path: Path) -> TableReader:
+def _load(path: Path, keys: Mapping[str, frozenset[str]]) -> TableReader:
+    """The file's root table with the ``FABNET_*`` overrides of ``keys`` put in."""
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -126,20 +135,8 @@ def _load(path: Path) -> TableReader:
         raise ConfigError(f"no such config file: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    _apply_env(data)
+    apply_env(data, keys, os.environ)
     return TableReader(data, path, "")
-
-
-def _apply_env(data: dict[str, object]) -> None:
-    """``FABNET_BROKER_URL=mqtt://...`` overrides ``[broker] url``; one level of tables."""
-    for name, value in os.environ.items():
-        if not name.startswith("FABNET_") or name.count("_") < 2:
-            continue
-        section, _, key = name[len("FABNET_") :].lower().partition("_")
-        table = data.get(section)
-        if isinstance(table, dict) and key in table:
-            current = table[key]
-            table[key] = type(current)(value) if isinstance(current, int | float) else value
 
 
 def _broker(table: TableReader, default_username: str, *, hub: bool) -> BrokerConfig:
@@ -147,7 +144,7 @@ def _broker(table: TableReader, default_username: str, *, hub: bool) -> BrokerCo
     config = BrokerConfig.from_url(
         table.text("url", DEFAULT_BROKER_URL),
         table.text("username", default_username),
-        table.text("password"),
+        secret(table, "password", HUB_PASSWORD_HINT if hub else AGENT_PASSWORD_HINT),
         str(table.file),
     )
     ca_file = table.path("ca_file", "")
@@ -178,11 +175,10 @@ def _database_url(table: TableReader) -> str:
 
 def load_hub_config(path: Path) -> HubConfig:
     """Read a hub's TOML file; relative paths in it are taken against its folder."""
-    root = _load(path)
-    hub = root.table("hub")
-    broker = root.table("broker")
-    db = root.table("database")
-    http = root.table("http")
+    root = _load(path, HUB_KEYS)
+    hub, broker, db, http = (
+        root.table(t, optional=True) for t in ("hub", "broker", "database", "http")
+    )
     data_dir = hub.path("data_dir", "var")
     assert data_dir is not None
     config = HubConfig(
@@ -192,7 +188,7 @@ def load_hub_config(path: Path) -> HubConfig:
         http_host=http.text("host", "127.0.0.1"),
         http_port=http.integer("port", 1, 65535, 5000),
         public_url=http.text("public_url", ""),
-        api_token=http.text("api_token"),
+        api_token=secret(http, "api_token", API_TOKEN_HINT),
         data_dir=data_dir,
         lease_s=hub.number("lease_s", 5, 86400, 120),
         offer_timeout_s=hub.number("offer_timeout_s", 1, 86400, 60),
@@ -218,9 +214,8 @@ def _machine_slicers(root: TableReader) -> dict[str, str]:
 
 def load_agent_config(path: Path) -> AgentConfig:
     """Read an agent's TOML file; relative paths in it are taken against its folder."""
-    root = _load(path)
-    agent = root.table("agent")
-    broker = root.table("broker")
+    root = _load(path, AGENT_KEYS)
+    agent, broker = (root.table(t, optional=True) for t in ("agent", "broker"))
     agent_id = agent.text("id")
     machines = tuple(_machine(t) for t in root.tables("machines"))
     if not machines:
@@ -243,25 +238,61 @@ def load_agent_config(path: Path) -> AgentConfig:
 
 
 def _machine(t: TableReader) -> MachineConfig:
+    """One ``[[machines]]`` entry, with canonical names and checked driver options."""
     policy = t.table("policy")
-    options: dict[str, str | int | float | bool] = {}
-    if t.has("driver_options"):
-        raw = t.table("driver_options")
-        for key in raw.keys():
-            options[key] = raw.scalar(key)
+    machine_id = t.text("id")
+    driver = t.text("driver", choices=tuple(DRIVER_OPTIONS))
     config = MachineConfig(
-        machine_id=t.text("id"),
-        profile=t.text("profile"),
-        driver=t.text("driver", choices=("sim", "octoprint", "marlin", "grbl")),
-        material=t.text("material"),
+        machine_id=machine_id,
+        profile=_profile(t),
+        driver=driver,
+        material=_material(t, "material"),
         policy=MachinePolicy(
-            materials=policy.strings("materials"),
+            materials=tuple(
+                _canonical(policy, "materials", canonical_material, m)
+                for m in policy.strings("materials")
+            ),
             max_task_hours=policy.number("max_task_hours", 0.01, 1000, 24),
             auto_accept=policy.boolean("auto_accept", True),
             windows=policy.strings("windows", []),
         ),
-        driver_options=options,
+        driver_options=_driver_options(t, machine_id, driver),
     )
     policy.finish()
     t.finish()
     return config
+
+
+def _material(t: TableReader, key: str) -> str:
+    return _canonical(t, key, canonical_material, t.text(key))
+
+
+def _profile(t: TableReader) -> str:
+    """A known profile id in its own spelling, or the absolute path of a profile file."""
+    value = t.text("profile")
+    if value.endswith(".toml"):
+        return str(t.path("profile"))
+    return _canonical(t, "profile", canonical_profile, value)
+
+
+def _canonical(t: TableReader, key: str, canonical: Callable[[str, str], str], value: str) -> str:
+    """``canonical(value)``, its InvalidInput turned into a ConfigError naming file and key."""
+    try:
+        return canonical(value, key)
+    except InvalidInput as exc:
+        raise ConfigError(f"{t.source(key)}: {exc}") from None
+
+
+def _driver_options(t: TableReader, machine_id: str, driver: str) -> dict[str, Scalar]:
+    """``[machines.driver_options]`` checked against the driver's schema at load."""
+    options: dict[str, Scalar] = {}
+    if t.has("driver_options"):
+        raw = t.table("driver_options")
+        options = {key: raw.scalar(key) for key in raw.keys()}
+        raw.finish()
+    try:
+        return check_driver_options(driver, options)
+    except InvalidInput as exc:
+        raise ConfigError(
+            f"{t.file}: machine {machine_id!r} ({driver}) driver_options: {exc}"
+        ) from None

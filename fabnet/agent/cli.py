@@ -1,5 +1,5 @@
-"""``fabnet agent --config agent.toml`` and ``fabnet init agent``: run a maker's agent, or
-write a commented example configuration to start from."""
+"""``fabnet agent --config agent.toml``: run a maker's agent; and the commented example
+configuration that ``fabnet init agent`` (in ``fabnet.hub.cli``) writes to start from."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from fabnet.config import load_agent_config
-from fabnet.errors import Conflict
 
 EXAMPLE_AGENT_TOML = """\
 # fabnet agent configuration: one maker, one or more machines.
 # Run it with:  fabnet agent --config agent.toml
 # Every key is checked at start; an unknown key is an error naming it.
-# FABNET_<TABLE>_<KEY> environment variables override keys of a table (e.g. FABNET_BROKER_URL).
+# Relative paths are taken against this file's folder.
+# FABNET_<TABLE>_<KEY> environment variables override keys of a table (e.g. FABNET_BROKER_URL,
+# FABNET_AGENT_DATA_DIR); a relative path given that way is taken against the current folder.
 
 [agent]
 id = "alice"                       # your agent id = your broker username; letters, digits, _ -
@@ -24,14 +25,16 @@ data_dir = "var/agent"             # journal of results, pending offers, downloa
 [broker]
 url = "mqtt://127.0.0.1:1883"      # the hub operator tells you this
 username = "alice"                 # defaults to [agent] id
-password = "change-me"             # from the hub operator (fabnet broker-config)
+password = "<set by registration>" # your broker password: registering the machine fills it in
+                                   # (see README, "Run a real network"); the agent refuses to
+                                   # start until then
 
 # One [[machines]] table per machine.
 [[machines]]
 id = "mk3s-1"                      # unique within this agent
 profile = "prusa_mk3s"             # see: fabnet profiles list
 driver = "sim"                     # sim | octoprint | marlin | grbl
-material = "PLA"                   # what is loaded right now
+material = "PLA"                   # what is loaded right now (see: fabnet profiles materials)
 
 [machines.policy]
 materials = ["PLA", "PETG"]        # what you accept on this machine
@@ -79,20 +82,3 @@ def agent_command(config_path: Path) -> None:
         err=True,
     )
     run_agent(config)
-
-
-@click.command("agent")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("agent.toml"),
-    show_default=True,
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init_agent_command(output: Path, force: bool) -> None:
-    """Write a commented example agent.toml."""
-    if output.exists() and not force:
-        raise Conflict(f"{output} exists; use --force to overwrite it")
-    output.write_text(EXAMPLE_AGENT_TOML, encoding="utf-8")
-    click.echo(f"wrote {output}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ def hub_command(config_path: Path) -> None:
 @click.option(
     "--deadline", default=None, help="ISO-8601 time with zone, e.g. 2026-12-24T12:00+00:00"
 )
-@click.option("--requester", default="cli", show_default=True)
+@click.option(
+    "--requester",
+    default=None,
+    help="Submit for this user (operators only); default: the token's own user.",
+)
 @HUB_URL
 @TOKEN
 def submit_command(
@@ -52,20 +57,21 @@ def submit_command(
     quality: str,
     priority: int,
     deadline: str | None,
-    requester: str,
+    requester: str | None,
     hub_url: str,
     token: str,
 ) -> None:
     """Ask the network for QUANTITY copies of DESIGN (a library slug or design id)."""
-    body = {
+    body: dict[str, Any] = {
         "design": design,
         "quantity": quantity,
         "material": material,
         "quality": quality,
         "priority": priority,
         "deadline": deadline,
-        "requester": requester,
     }
+    if requester is not None:
+        body["requester"] = requester
     job = HubClient(hub_url, token).call("POST", "/jobs", body)
     click.echo(
         f"job {job['id']}: {job['quantity']} x {design} in {job['material']} ({job['state']})"
@@ -127,8 +133,12 @@ def _job_line(job: dict[str, Any]) -> str:
     )
 
 
-HUB_EXAMPLE = """# fabnet hub configuration. Every key is checked; an unknown key is an error.
-# Environment variables override keys: FABNET_BROKER_URL, FABNET_DATABASE_URL, ...
+HUB_EXAMPLE = """\
+# fabnet hub configuration. Every key is checked; an unknown key is an error.
+# Relative paths are taken against this file's folder.
+# FABNET_<TABLE>_<KEY> environment variables override keys (FABNET_BROKER_URL,
+# FABNET_DATABASE_URL, FABNET_HTTP_API_TOKEN, FABNET_HUB_DATA_DIR, ...); a relative path given
+# that way is taken against the current folder. A misspelt FABNET_ variable is an error.
 
 [hub]
 id = "hub"                 # names this hub on the bus (fabnet/v1/hub/status)
@@ -140,25 +150,38 @@ sweep_interval_s = 2       # how often leases and offers are swept and queued wo
 slicer = "builtin"         # builtin | prusaslicer | curaengine (CNC machines always get toolpaths)
 
 [broker]
-url = "mqtt://127.0.0.1:1883"
+url = "mqtt://127.0.0.1:1883"   # or mqtts://host[:8883] for TLS
+ca_file = ""               # mqtts only: the CA that signed the broker's certificate; "" = system CAs
 username = "hub"
-password = "change-me"     # see `fabnet broker-config`
-password_file = ""         # Mosquitto's password file: machines registered on the dashboard are
-                           # added to it (then send Mosquitto SIGHUP); "" = record only
+# Secret: the hub's own broker password (the broker must know it: fabnet broker-config).
+password = "{broker_password}"
+accounts = "dynsec"        # how registered agents get broker accounts: dynsec (Mosquitto's
+                           # dynamic-security plugin, at run time) | file (rewrite password_file,
+                           # then send Mosquitto SIGHUP) | none (record only)
+password_file = ""         # accounts = "file": Mosquitto's password file
 
 [database]
-url = "sqlite:///var/fabnet.db"   # or postgresql+psycopg2://user@host/fabnet
+url = "sqlite:///var/fabnet.db"   # or postgresql+psycopg2://user:password@host/fabnet
 
 [http]
 host = "127.0.0.1"
 port = 5000
 public_url = ""            # how agents reach this hub; empty = http://host:port
-api_token = "change-me-too"
+# Secret: the operator's API token, all rights over this hub (fabnet users, jobs, machines).
+api_token = "{api_token}"
 
 # A slicer per machine ("<agent>/<machine>"), over [hub] slicer; optional:
 # [slicers]
 # "ada/mk3s-1" = "prusaslicer"
 """
+SECRET_BYTES = 24  # secrets.token_urlsafe(24): 32 characters
+
+
+def hub_example(broker_password: str, api_token: str) -> str:
+    """HUB_EXAMPLE with its two secrets filled in."""
+    return HUB_EXAMPLE.replace("{broker_password}", broker_password).replace(
+        "{api_token}", api_token
+    )
 
 
 @click.group("init")
@@ -171,8 +194,15 @@ def init() -> None:
     "-o", "--out", type=click.Path(path_type=Path), default=Path("hub.toml"), show_default=True
 )
 def init_hub(out: Path) -> None:
-    """Write an example hub.toml."""
-    _write_new(out, HUB_EXAMPLE)
+    """Write an example hub.toml with freshly generated secrets."""
+    _write_new(
+        out,
+        hub_example(secrets.token_urlsafe(SECRET_BYTES), secrets.token_urlsafe(SECRET_BYTES)),
+    )
+    click.echo(
+        "its [broker] password and [http] api_token are new secrets: keep the file private; "
+        "give the broker the hub's password with `fabnet broker-config`"
+    )
 
 
 @init.command("agent")
@@ -180,7 +210,7 @@ def init_hub(out: Path) -> None:
     "-o", "--out", type=click.Path(path_type=Path), default=Path("agent.toml"), show_default=True
 )
 def init_agent(out: Path) -> None:
-    """Write an example agent.toml."""
+    """Write an example agent.toml; registering the machine fills in its broker password."""
     from fabnet.agent.cli import EXAMPLE_AGENT_TOML
 
     _write_new(out, EXAMPLE_AGENT_TOML)

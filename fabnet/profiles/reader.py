@@ -43,13 +43,17 @@ class TableReader:
     def _name(self, key: str) -> str:
         return f"{self._where}.{key}" if self._where else key
 
+    def source(self, key: str) -> str:
+        """Where ``key``'s value came from, for messages: ``file: table.key`` or the variable."""
+        value = self._data.get(key)
+        if isinstance(value, EnvValue):
+            return f"{value.variable} (for {self._name(key)})"
+        return f"{self._path}: {self._name(key)}"
+
     def _bad(self, key: str, value: Any, wanted: str) -> ConfigError:
         """The error for ``key`` holding ``value`` that is not ``wanted``; names its source."""
-        if isinstance(value, EnvValue):
-            return ConfigError(
-                f"{value.variable} (for {self._name(key)}) {wanted}, got {str(value)!r}"
-            )
-        return ConfigError(f"{self._path}: {self._name(key)} {wanted}, got {value!r}")
+        shown = str(value) if isinstance(value, EnvValue) else value
+        return ConfigError(f"{self.source(key)} {wanted}, got {shown!r}")
 
     @staticmethod
     def _parsed(value: Any, parse: type[int] | type[float]) -> Any:

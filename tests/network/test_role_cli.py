@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from network_harness import Network
 
 from fabnet.cli import cli
 from fabnet.config import load_agent_config, load_hub_config
+from fabnet.errors import ConfigError
 
 
 def test_init_writes_configs_that_load(tmp_path: Path) -> None:
@@ -17,7 +19,8 @@ def test_init_writes_configs_that_load(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["init", "hub", "-o", str(hub_toml)]).exit_code == 0
     assert runner.invoke(cli, ["init", "agent", "-o", str(agent_toml)]).exit_code == 0
     assert load_hub_config(hub_toml).http_port == 5000
-    assert load_agent_config(agent_toml).machines[0].profile == "prusa_mk3s"
+    with pytest.raises(ConfigError, match="broker.password is a placeholder; register the"):
+        load_agent_config(agent_toml)  # until registration fills in its password
     again = runner.invoke(cli, ["init", "hub", "-o", str(hub_toml)])
     assert again.exit_code != 0 and "exists" in again.output
 
