@@ -76,6 +76,16 @@ class Outbox:
             self._tracked[msg.id] = tracked
             self._send(tracked)
 
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged every terminal event (the loop thread
+        confirms them); False if some are still unconfirmed after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self.unconfirmed():
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return False
+            time.sleep(POLL_S / 2)
+        return True
+
     def unconfirmed(self) -> int:
         """How many terminal events the broker has not acknowledged yet."""
         with self._lock:

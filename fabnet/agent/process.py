@@ -1,6 +1,11 @@
 """The agent process: one broker connection (with its Last Will), one runner per machine, the
 journal of terminal events and the pending offers, wired together; ``run_agent`` runs it
 until SIGINT or SIGTERM.
+
+A stop leaves every machine safe: jobs cancelled (heaters and spindle off), their tasks
+handed back to the hub, which requeues them at once; those events are delivered before the
+bus disconnects, or kept in the journal for the next start. With ``drain`` the first signal
+lets running tasks finish and takes no new ones; a second signal stops at once, safely.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 from fabnet import __version__
@@ -17,7 +23,7 @@ from fabnet.agent.outbox import Outbox
 from fabnet.agent.overrides import OVERRIDES_FILE, Overrides, resolve_material
 from fabnet.agent.pending import PendingOffer, PendingOffers
 from fabnet.agent.policy import parse_windows
-from fabnet.agent.runner import MachineRunner, MachineSetup
+from fabnet.agent.runner import STOP_S, MachineRunner, MachineSetup
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
 from fabnet.bus.messages import AgentState, AgentStatus, MachineCommand, Message, TaskCommand
@@ -90,7 +96,7 @@ class Agent:
             state=AgentState.ONLINE, version=__version__, machines=machine_ids
         )
         b = config.broker
-        settings = BusSettings(b.host, b.port, b.username, b.password, f"agent-{self.agent_id}")
+        settings = BusSettings.from_broker(b, f"agent-{self.agent_id}")
         self.bus = BusClient(settings, will=(self._status_topic, self._offline))
         self.journal = Journal(config.data_dir / JOURNAL_FILE)
         self.outbox = Outbox(self.bus, self.journal)
@@ -118,14 +124,32 @@ class Agent:
             runner.start()
         log.info("agent %s started with %d machine(s)", self.agent_id, len(self.runners))
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the machines' workers, announce the agent offline and disconnect."""
+    def stop(self, timeout_s: float = STOP_S, flush_timeout_s: float = 5.0) -> None:
+        """Make every machine safe and hand its task back (all machines at once, each within
+        ``timeout_s``), deliver those events (up to ``flush_timeout_s``; the journal keeps
+        what the broker did not acknowledge), announce the agent offline and disconnect."""
         for runner in self.runners.values():
-            runner.stop(timeout_s)
+            runner.request_stop()
+        deadline = time.monotonic() + timeout_s
+        for runner in self.runners.values():
+            runner.join(max(0.0, deadline - time.monotonic()))
+        if not self.outbox.flush(flush_timeout_s):
+            log.warning("agent %s: %d event(s) not acknowledged; they are sent at the next start",
+                        self.agent_id, self.outbox.unconfirmed())  # fmt: skip
         self.outbox.stop()
         self.bus.publish_status(self._status_topic, self._offline.restamped())
         self.bus.stop(flush_timeout_s=timeout_s)
         log.info("agent %s stopped", self.agent_id)
+
+    def drain(self) -> None:
+        """Let running tasks finish and take no new ones; see ``drained``."""
+        for runner in self.runners.values():
+            runner.drain()
+
+    @property
+    def drained(self) -> bool:
+        """True once no machine of this agent runs a task after ``drain``."""
+        return all(runner.drained for runner in self.runners.values())
 
     def _on_command(self, topic: Topic, msg: Message) -> None:
         """paho's thread: route to the machine's worker, never block, never raise."""
@@ -161,14 +185,20 @@ class Agent:
         runner.reset()
 
 
-def run_agent(config: AgentConfig, connect_timeout_s: float = 10.0) -> None:
-    """Run an agent until SIGINT or SIGTERM (call from the main thread)."""
+def run_agent(config: AgentConfig, connect_timeout_s: float = 10.0, drain: bool = False) -> None:
+    """Run an agent until SIGINT or SIGTERM (call from the main thread), then stop it safely;
+    with ``drain``, the first signal drains the machines and a second one stops at once."""
     agent = Agent(config)
-    stop = threading.Event()
+    signals = [threading.Event(), threading.Event()]  # the first and the second signal
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
+        nth = 1 if signals[0].is_set() else 0
+        signals[nth].set()
+        if drain and nth == 0:
+            log.info("signal %d: draining (a second signal stops now, machines made safe)",
+                     signum)  # fmt: skip
+        else:
+            log.info("signal %d: stopping; machines are made safe, tasks handed back", signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     agent.start()
@@ -177,7 +207,11 @@ def run_agent(config: AgentConfig, connect_timeout_s: float = 10.0) -> None:
             log.warning("agent %s: broker %s:%d not reachable yet (%s); retrying in the background",
                         agent.agent_id, config.broker.host, config.broker.port,
                         agent.bus.last_error or "no answer")  # fmt: skip
-        stop.wait()
+        signals[0].wait()
+        if drain:
+            agent.drain()
+            while not (signals[1].wait(0.5) or agent.drained):
+                pass
     finally:
         agent.stop()
         for signum, handler in previous.items():

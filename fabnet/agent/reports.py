@@ -7,12 +7,14 @@ import math
 from typing import Any, TypeVar
 
 from fabnet.bus.messages import (
+    TASK_RELEASED_PREFIX,
     Capabilities,
     MachineState,
     MachineStatus,
     MachineTelemetry,
     TaskCommand,
     TaskEvent,
+    TaskFailed,
     TaskProgress,
     Xyz,
 )
@@ -107,6 +109,13 @@ def progress(
         elapsed_s=max(p.elapsed_s, 0.0),
         remaining_s=max(p.remaining_s, 0.0) if p.remaining_s is not None else None,
     )
+
+
+def released(machine: str, task_id: str, attempt: int, why: str) -> TaskFailed:
+    """The event that hands a task back to the hub (``TASK_RELEASED_PREFIX``): queued again
+    at once, not counted as a failed attempt."""
+    reason = clip(TASK_RELEASED_PREFIX + why)
+    return TaskFailed(machine=machine, task_id=task_id, attempt=attempt, reason=reason)
 
 
 def violations_reason(profile_id: str, violations: list[Violation]) -> str:

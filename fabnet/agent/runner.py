@@ -1,6 +1,10 @@
 """One machine's worker: the only thread that changes the machine's state. Commands arrive on
 a queue (from paho's thread or the maker); between them the worker polls the driver and
 reports progress, telemetry and the end of each task.
+
+Stopping leaves the machine safe: the running job is cancelled (the driver turns heaters and
+spindle off) and the task, or an accepted one not started yet, is handed back to the hub
+(``reports.released``). Draining instead lets the running task finish and takes no new one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fabnet.bus.messages import (
     TaskCancel,
     TaskCommand,
     TaskCompleted,
+    TaskDeclined,
     TaskFailed,
     TaskOffer,
     TaskPause,
@@ -52,6 +57,8 @@ TELEMETRY_EVERY_S = 2.0
 IDLE_TELEMETRY_EVERY_S = 10.0
 RECONNECT_EVERY_S = 10.0
 SEEN_IDS = 512  # command ids remembered to ignore QoS 1 redeliveries
+STOP_S = 90.0  # a cancel may lift Z and wait for the firmware's buffers (marlin: up to 60 s)
+DRAINING = "the agent is draining: it finishes its running tasks and takes no new ones"
 
 
 def local_now() -> datetime:
@@ -84,6 +91,11 @@ class _Reset:
     pass
 
 
+@dataclass(frozen=True)
+class _Drain:
+    pass
+
+
 @dataclass
 class _Job:
     task_id: str
@@ -112,7 +124,7 @@ class MachineRunner:
         self._driver = driver
         self._out = outbox
         self._pending = pending
-        self._queue: queue.Queue[Message | _Decide | _Reset | None] = queue.Queue()
+        self._queue: queue.Queue[Message | _Decide | _Reset | _Drain | None] = queue.Queue()
         self._caps = reports.capabilities(setup.config, setup.profile)
         self._events = topics.machine_events(setup.agent_id, self.machine_id)
         self._state = MachineState.OFFLINE
@@ -121,6 +133,8 @@ class MachineRunner:
         self._seen: deque[str] = deque(maxlen=SEEN_IDS)
         self._last_telemetry = 0.0
         self._last_connect_try = 0.0
+        self._draining = False
+        self._drained = threading.Event()
         # daemon: a driver call hung on a dead device must not keep the process alive
         self._thread = threading.Thread(
             target=self._run, name=f"machine-{self.machine_id}", daemon=True
@@ -135,11 +149,29 @@ class MachineRunner:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Finish the current command, disconnect the driver and end the thread."""
+    def stop(self, timeout_s: float = STOP_S) -> None:
+        """Make the machine safe, hand its task back, disconnect and end (``request_stop``),
+        waiting up to ``timeout_s``."""
+        self.request_stop()
+        self.join(timeout_s)
+
+    def request_stop(self) -> None:
+        """After the current command: cancel the running job (heaters and spindle off), hand
+        the task and any accepted one back to the hub, disconnect the driver, end the thread."""
         self._queue.put(None)
+
+    def join(self, timeout_s: float = STOP_S) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+
+    def drain(self) -> None:
+        """Let the running task finish; decline new offers and hand back an accepted task not
+        started yet. ``drained`` is set once no task runs (the machine then reports offline)."""
+        self._queue.put(_Drain())
+
+    @property
+    def drained(self) -> bool:
+        return self._drained.is_set()
 
     def submit(self, command: Message) -> None:
         """Hand a hub command for this machine to the worker; returns at once."""
@@ -183,6 +215,48 @@ class MachineRunner:
             log.exception("machine %s: poll failed", self.machine_id)
 
     def _shutdown(self) -> None:
+        """The safe stop (see ``request_stop``)."""
+        self._tick_safely()  # a job that has just finished completes rather than goes back
+        job = self._job
+        if job is not None:
+            why = "the agent stopped; the job was cancelled and the machine made safe"
+            failure = self._stop_machine()
+            if failure:
+                why = f"the agent stopped; cancelling the job failed: {failure}"
+            self._out.publish_terminal(
+                self._events, reports.released(self.machine_id, job.task_id, job.attempt, why)
+            )
+            log.info("machine %s: task %s handed back: %s", self.machine_id, job.task_id, why)
+            self._end_job()
+        self._release_hold("the agent stopped before the task started")
+        self._set_state(MachineState.OFFLINE)
+        self._disconnect()
+
+    def _stop_machine(self) -> str | None:
+        """Cancel the job: the driver stops it and turns heaters and spindle off. Returns what
+        went wrong, or None."""
+        try:
+            self._driver.cancel()
+        except (Conflict, DeviceError) as exc:
+            log.error("machine %s: cancel failed: %s (%s)", self.machine_id, exc, _raw(exc))
+            return str(exc)
+        return None
+
+    def _release_hold(self, why: str) -> None:
+        """Hand back an accepted offer whose task has not started here."""
+        hold = self._desk.hold
+        if hold is not None:
+            self._desk.withdraw(hold.task_id)
+            event = reports.released(self.machine_id, hold.task_id, hold.attempt, why)
+            self._out.publish_terminal(self._events, event)
+
+    def _start_draining(self) -> None:
+        self._draining = True
+        self._release_hold(DRAINING)
+        log.info("machine %s: draining", self.machine_id)
+        self._tick_safely()
+
+    def _disconnect(self) -> None:
         try:
             self._driver.disconnect()
         except (DeviceError, OSError) as exc:
@@ -208,9 +282,13 @@ class MachineRunner:
             topics.machine_status(self.setup.agent_id, self.machine_id), status
         )
 
-    def _handle(self, item: Message | _Decide | _Reset) -> None:
+    def _handle(self, item: Message | _Decide | _Reset | _Drain) -> None:
+        if isinstance(item, _Drain):
+            self._start_draining()
+            return
         if isinstance(item, _Decide):
-            self._desk.on_answer(item.task_id, item.accept, self._state, self._busy_with())
+            accept = item.accept and not self._draining
+            self._desk.on_answer(item.task_id, accept, self._state, self._busy_with())
             return
         if isinstance(item, _Reset):
             self._on_reset()
@@ -219,7 +297,9 @@ class MachineRunner:
             log.debug("machine %s: duplicate command %s ignored", self.machine_id, item.id)
             return
         self._seen.append(item.id)
-        if isinstance(item, TaskOffer):
+        if isinstance(item, TaskOffer) and self._draining:
+            self._out.publish(self._events, event_for(TaskDeclined, item, reason=DRAINING))
+        elif isinstance(item, TaskOffer):
             self._desk.on_offer(item, self._state, self._busy_with())
         elif isinstance(item, TaskAssign):
             self._on_assign(item)
@@ -238,6 +318,11 @@ class MachineRunner:
         if self._job is not None:
             if (self._job.task_id, self._job.attempt) != (assign.task_id, assign.attempt):
                 self._fail(assign, f"machine busy with task {self._job.task_id}")
+            return
+        if self._draining:
+            self._desk.assigned(assign.task_id)
+            event = reports.released(self.machine_id, assign.task_id, assign.attempt, DRAINING)
+            self._out.publish_terminal(self._events, event)
             return
         if self._state in (MachineState.OFFLINE, MachineState.ERROR):
             self._fail(assign, f"machine not ready ({self._state.value})")
@@ -280,10 +365,7 @@ class MachineRunner:
     def _on_cancel(self, cancel: TaskCancel) -> None:
         job = self._job
         if job is not None and job.task_id == cancel.task_id:
-            try:
-                self._driver.cancel()
-            except DeviceError as exc:
-                log.error("machine %s: cancel failed: %s (%s)", self.machine_id, exc, _raw(exc))
+            self._stop_machine()
             self._end_job()
             self._set_state(self._driver_state())
             log.info("machine %s: task %s cancelled", self.machine_id, cancel.task_id)
@@ -328,7 +410,7 @@ class MachineRunner:
             log.warning("machine %s: reset refused while task %s runs", self.machine_id,
                         self._job.task_id)  # fmt: skip
             return
-        self._shutdown()
+        self._disconnect()
         self._connect()
 
     def _end_job(self) -> None:
@@ -341,6 +423,10 @@ class MachineRunner:
     def _tick(self) -> None:
         now = time.monotonic()
         self._desk.expire()
+        if self._draining and self._job is None:
+            self._set_state(MachineState.OFFLINE)  # no more offers; nothing left to finish
+            self._drained.set()
+            return
         if self._state is MachineState.OFFLINE:
             if now - self._last_connect_try >= RECONNECT_EVERY_S:
                 self._connect()

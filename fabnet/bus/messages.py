@@ -199,9 +199,16 @@ class TaskCompleted(TaskEvent):
     sha256: Sha256
 
 
+# An agent that stops (SIGTERM, SIGINT) makes its machines safe and sends, for each task it
+# held, a task.failed whose reason starts with this: the hub requeues the task at once and does
+# not count the attempt as failed. A hub that predates it requeues it as an ordinary failure.
+TASK_RELEASED_PREFIX = "released by the agent: "
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskFailed(TaskEvent):
-    """A failed attempt; ``raw`` keeps the firmware's own line where there is one."""
+    """A failed attempt; ``raw`` keeps the firmware's own line where there is one. A reason
+    that starts with ``TASK_RELEASED_PREFIX`` hands the task back instead (see there)."""
 
     TYPE = "task.failed"
     reason: str

@@ -133,6 +133,17 @@ class TaskFailed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskReleased:
+    """Agent hands back the task it holds: it stopped and made the machine safe. The attempt
+    ends without counting against ``max_attempts``; the task is queued again at once."""
+
+    machine_id: str
+    offer_no: int
+    reason: str = ""
+    event_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LeaseExpired:
     """Hub's sweep: the holder's lease ran out (ignored if it was extended meanwhile)."""
 
@@ -165,6 +176,7 @@ TaskEvent = (
     | TaskProgressed
     | TaskCompleted
     | TaskFailed
+    | TaskReleased
     | LeaseExpired
     | MachineWentOffline
     | TaskCancelled
@@ -179,6 +191,7 @@ AgentEvent = (
     | TaskProgressed
     | TaskCompleted
     | TaskFailed
+    | TaskReleased
 )
 
 
@@ -197,6 +210,7 @@ EVENT_KINDS: dict[type, str] = {
     TaskProgressed: "task.progress",
     TaskCompleted: "task.completed",
     TaskFailed: "task.failed",
+    TaskReleased: "task.released",
     LeaseExpired: "task.lease_expired",
     MachineWentOffline: "machine.offline",
     TaskCancelled: "task.cancelled",

@@ -14,7 +14,9 @@ Agent events are accepted from any leased state of their offer (claimed, prepari
 because hubs sharing a subscription may handle one agent's events out of order.
 
 An *attempt* is one claim of the task by one machine. Every attempt that ends other than
-``done`` uses one of ``max_attempts``; the last one ends the task as ``failed``.
+``done`` or ``released`` uses one of ``max_attempts``; the last one ends the task as ``failed``.
+A released attempt was handed back by a stopping agent that made its machine safe: it says
+nothing against the task, so it is not counted (a crash, lease expiry or lost machine is).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fabnet.core.events import (
     TaskFailed,
     TaskOffered,
     TaskProgressed,
+    TaskReleased,
     TaskStarted,
 )
 from fabnet.core.states import (
@@ -78,6 +81,8 @@ def apply(task: TaskSnapshot, event: TaskEvent, now: datetime) -> Outcome:
             return _on_completed(task, event, now)
         case TaskFailed():
             return _on_failed(task, event, now)
+        case TaskReleased():
+            return _on_released(task, event, now)
         case LeaseExpired():
             return _on_lease_expired(task, event, now)
         case MachineWentOffline():
@@ -286,7 +291,8 @@ def _interrupt(
 ) -> Transition:
     """End the current attempt other than done: requeue, or fail if no attempts are left."""
     attempts, ended = _end_attempt(task, event, now, attempt_cause, detail)
-    if len(attempts) >= task.max_attempts:
+    used = sum(1 for a in attempts if a.cause is not AttemptCause.RELEASED)
+    if used >= task.max_attempts:
         to_state, cause = TaskState.FAILED, TransitionCause.ATTEMPTS_EXHAUSTED
     else:
         to_state = TaskState.QUEUED
@@ -311,6 +317,25 @@ def _on_failed(task: TaskSnapshot, event: TaskFailed, now: datetime) -> Outcome:
     return _interrupt(
         task, event, now, AttemptCause.FAILED, TransitionCause.ATTEMPT_FAILED, event.reason
     )
+
+
+def _on_released(task: TaskSnapshot, event: TaskReleased, now: datetime) -> Outcome:
+    bad = _check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
+    if bad:
+        return bad
+    attempts, ended = _end_attempt(task, event, now, AttemptCause.RELEASED, event.reason)
+    moved = _move(
+        task,
+        event,
+        now,
+        TaskState.QUEUED,
+        TransitionCause.RELEASED,
+        machine_id=None,
+        offer_until=None,
+        lease_until=None,
+        attempts=attempts,
+    )
+    return replace(moved, attempt_ended=ended)
 
 
 def _on_lease_expired(task: TaskSnapshot, event: LeaseExpired, now: datetime) -> Outcome:

@@ -74,6 +74,7 @@ class TransitionCause(StrEnum):
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     LEASE_EXPIRED = "lease_expired"
     MACHINE_OFFLINE = "machine_offline"
+    RELEASED = "released"  # the agent handed the task back (it stopped, the machine is safe)
     CANCELLED = "cancelled"
 
 
@@ -84,6 +85,7 @@ class AttemptCause(StrEnum):
     FAILED = "failed"
     LEASE_EXPIRED = "lease_expired"
     MACHINE_OFFLINE = "machine_offline"
+    RELEASED = "released"  # handed back by a stopping agent; not counted in max_attempts
     CANCELLED = "cancelled"
 
 

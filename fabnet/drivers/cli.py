@@ -1,10 +1,12 @@
 """``fabnet print FILE``: safety-check a G-code file against a profile, then run it on a machine
-through a driver, with a progress bar; Ctrl-C cancels and leaves the machine safe."""
+through a driver, with a progress bar; Ctrl-C or SIGTERM cancels and leaves the machine safe."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -14,6 +16,7 @@ from fabnet.drivers.registry import make_driver
 from fabnet.errors import DeviceError, InvalidInput
 
 POLL_S = 0.2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _driver_options(
@@ -86,22 +89,42 @@ def print_command(
     profile_id: str | None,
     unchecked: bool,
 ) -> None:
-    """Run GCODE_FILE on a machine. Ctrl-C cancels the job and leaves the machine safe."""
+    """Run GCODE_FILE on a machine. Ctrl-C or SIGTERM cancels the job and leaves the machine
+    safe (heaters and fan off, Z lifted, motors off)."""
     max_z_mm = _safety_check(gcode_file, profile_id, unchecked)
     options = _driver_options(driver, url, api_key, port, baud)
     if driver == "marlin":
         options["max_z_mm"] = max_z_mm
     machine = make_driver(driver, **options)
-    machine.connect()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signum)
+        raise KeyboardInterrupt  # SIGTERM takes Ctrl-C's path: cancel, machine left safe
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
-        machine.start(gcode_file)
+        machine.connect()
         try:
+            machine.start(gcode_file)
             _follow(machine)
         except KeyboardInterrupt:
-            click.echo("\ncancelling: stopping the job and making the machine safe…", err=True)
-            machine.cancel()
-            click.echo("cancelled; machine left safe", err=True)
-            raise click.exceptions.Exit(130) from None
+            _cancel(machine)
+            # SystemExit, not click's Exit: ``fabnet.cli.main`` runs click with
+            # standalone_mode=False, where an Exit's code is returned and dropped
+            raise SystemExit(128 + (stopped_by or [signal.SIGINT])[0]) from None
         click.echo(f"done: {gcode_file.name}")
     finally:
         machine.disconnect()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _cancel(machine: Driver) -> None:
+    """Stop the job and make the machine safe; further signals wait (a half-done cancel could
+    leave the heaters on)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    click.echo("\ncancelling: stopping the job and making the machine safe…", err=True)
+    machine.cancel()
+    click.echo("cancelled; machine left safe", err=True)

@@ -26,6 +26,9 @@ def core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.Task
         return ev.TaskCompleted(
             machine_id=m, offer_no=n, event_id=i, grams=event.grams, machine_hours=hours
         )
+    if isinstance(event, msg.TaskFailed) and event.reason.startswith(msg.TASK_RELEASED_PREFIX):
+        reason = event.reason[len(msg.TASK_RELEASED_PREFIX) :]
+        return ev.TaskReleased(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
     if isinstance(event, msg.TaskFailed):
         reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
         return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
