@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +15,17 @@ from click.testing import CliRunner
 from library_helpers import MODELS
 
 from fabnet.errors import Conflict, InvalidInput
+from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
+from fabnet.hub.service import HubService
 from fabnet.library.catalog import add_design
 from fabnet.library.cli import designs
 from fabnet.library.design import library_dir, list_library, load_design
 from fabnet.library.design_toml import DesignRecord
 from fabnet.seed import DESIGNS, shipped_dir
 from fabnet.store import Store
+from fabnet.web import create_app
+from fabnet.web.app import WebSettings
 
 SECRET = "Zq8v-3kLw9xT2pRm7nB4yC6dHf7Kp2Lx"
 SEEDED = "cube-xyz-20mm"
@@ -139,3 +144,19 @@ def test_a_hub_catalog_registers_both_and_uploads_go_to_its_data_folder(
     catalog.register_library(datetime.now(UTC))
     slugs = {entry.design.slug for entry in catalog.entries()}
     assert {"block", SEEDED, "3dbenchy"} <= slugs
+
+
+def test_an_api_upload_goes_to_the_hub_data_folder(seeded_untouched: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "hub"
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    catalog = DesignCatalog.for_hub(store, data_dir)
+    service = HubService(store, catalog, cancel_tasks=lambda job_id, reason: None)
+    app = create_app(service, ArtifactStore(tmp_path / "artifacts"), SECRET,
+                     settings=WebSettings(data_dir=data_dir))  # fmt: skip
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SECRET}"
+    form = {"slug": "uploaded", "name": "Up", "author": "me", "license": "MIT",
+            "file": (io.BytesIO((MODELS / "cube_xyz_20mm.stl").read_bytes()), "cube.stl")}  # fmt: skip
+    answer = client.post("/api/v1/designs", data=form, content_type="multipart/form-data")
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    assert (data_dir / "designs" / "uploaded" / "cube.stl").is_file()
