@@ -46,7 +46,9 @@ class SimNetwork:
             speed=self.speed,
             lease_s=self.lease_s,
         )
-        self.broker = MosquittoBroker(self.root / "broker", port, users=self.files.users)
+        self.broker = MosquittoBroker(
+            self.root / "broker", port, users=self.files.users, accounts="dynsec"
+        )
         self.broker.start()
         self.hub = Hub(load_hub_config(self.files.hub_config))
         self.hub.start()
