@@ -28,11 +28,11 @@ from fabnet.bus.client import BusSettings
 
 HUB_USER = "hub"
 DEFAULT_USERS = {
-    HUB_USER: "hub-secret-1",
-    "alice": "alice-secret-1",
-    "bob": "bob-secret-1",
-    "carol": "carol-secret-1",
-    "dave": "dave-secret-1",
+    HUB_USER: "hub-secret-0123456789",  # >= 16 characters: configs refuse shorter secrets
+    "alice": "alice-secret-0123456789",
+    "bob": "bob-secret-0123456789",
+    "carol": "carol-secret-0123456789",
+    "dave": "dave-secret-0123456789",
 }
 
 

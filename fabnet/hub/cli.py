@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -217,7 +218,12 @@ def init_agent(out: Path) -> None:
 
 
 def _write_new(path: Path, text: str) -> None:
-    if path.exists():
-        raise click.ClickException(f"{path} exists; not overwriting it")
-    path.write_text(text)
+    """Write ``text`` to a new file readable by its owner only: it holds (or will hold) secrets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; not overwriting it") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
     click.echo(f"wrote {path}")
