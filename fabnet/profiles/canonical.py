@@ -32,5 +32,5 @@ def canonical_profile(name: str, field: str = "profile") -> str:
     by_key = {p.lower(): p for p in known}
     found = by_key.get(name.strip().lower())
     if found is None:
-        raise InvalidInput(f"{field}: unknown profile {name!r}; known: {', '.join(known)}")
+        raise InvalidInput(f"{field} must be one of {', '.join(known)}, got {name!r}")
     return found

@@ -44,7 +44,7 @@ def test_unknown_names_are_errors_listing_the_known_ones(tmp_path: Path) -> None
         load_agent_config(agent_toml(tmp_path, machine='material = "plaa"'))
     with pytest.raises(ConfigError, match="unknown material 'nylon'; known: .*plywood"):
         load_agent_config(agent_toml(tmp_path, policy='materials = ["PLA", "nylon"]'))
-    with pytest.raises(ConfigError, match="unknown profile 'mk3'; known: .*prusa_mk3s"):
+    with pytest.raises(ConfigError, match="profile must be one of .*prusa_mk3s.*, got 'mk3'"):
         load_agent_config(agent_toml(tmp_path, machine='profile = "mk3"'))
 
 

@@ -12,7 +12,7 @@ from fabnet.core.machines import Machine
 from fabnet.core.states import MachineState
 from fabnet.errors import InvalidInput
 from fabnet.hub.machines import hub_machine_id
-from fabnet.profiles import load_materials
+from fabnet.profiles.canonical import canonical_material
 from fabnet.store.convert import policy_to_json
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid, iso, own_makers
 from fabnet.web.api.jobs import TASK, paged, task_with_maker
@@ -183,17 +183,13 @@ def _configuration(found: Machine, body: dict[str, Any]) -> tuple[str, dict[str,
     loaded = body["materials"] if body["materials"] is not None else sorted(found.materials)[:1]
     if len(loaded) != 1:
         raise InvalidInput(f"materials must name the one loaded material, got {loaded!r}")
-    material = loaded[0]
-    try:
-        load_materials().get(material)
-    except KeyError:
-        raise InvalidInput(f"materials[0]: unknown material {material!r}") from None
+    material = canonical_material(loaded[0], "materials[0]")
     if body["policy"] is None:
         p = found.policy
         accepted = sorted(p.materials_accepted)
         hours, auto, windows = p.max_task_hours, p.auto_accept, [w.text for w in p.windows]
     else:
-        accepted = body["policy"]["materials"]
+        accepted = [canonical_material(m, "policy.materials") for m in body["policy"]["materials"]]
         hours = body["policy"]["max_task_hours"]
         auto, windows = body["policy"]["auto_accept"], body["policy"]["windows"]
     for i, text in enumerate(windows):

@@ -23,6 +23,7 @@ from fabnet.core.states import MachineKind, MachineState
 from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound
 from fabnet.hub.machines import hub_machine_id
 from fabnet.profiles import CncProfile, list_profiles, load_profile
+from fabnet.profiles.canonical import canonical_material, canonical_profile
 from fabnet.store import Store
 from fabnet.web.api.context import (
     ACCOUNTS_DYNSEC,
@@ -260,6 +261,13 @@ def register_machine(
     agent = check_id(body["agent"], "agent")
     machine_name = check_id(body["machine"], "machine")
     machine_id = hub_machine_id(agent, machine_name)
+    materials = [canonical_material(m, "policy.materials") for m in body["policy"]["materials"]]
+    body = {
+        **body,
+        "material": canonical_material(body["material"]),
+        "profile": canonical_profile(body["profile"]),
+        "policy": {**body["policy"], "materials": materials},
+    }
     machine = _offline_machine(body, machine_id)
     try:
         store.catalog.get_machine(machine_id)
