@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from fabnet.bus.topics import check_id
 from fabnet.config_env import AGENT_KEYS, HUB_KEYS, apply_env
 from fabnet.drivers.registry import DRIVER_OPTIONS, Scalar, check_driver_options
 from fabnet.errors import ConfigError, InvalidInput
@@ -182,7 +183,7 @@ def load_hub_config(path: Path) -> HubConfig:
     data_dir = hub.path("data_dir", "var")
     assert data_dir is not None
     config = HubConfig(
-        hub_id=hub.text("id", "hub"),
+        hub_id=_id(hub, "hub"),
         broker=_broker(broker, "hub", hub=True),
         database_url=_database_url(db),
         http_host=http.text("host", "127.0.0.1"),
@@ -216,7 +217,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     """Read an agent's TOML file; relative paths in it are taken against its folder."""
     root = _load(path, AGENT_KEYS)
     agent, broker = (root.table(t, optional=True) for t in ("agent", "broker"))
-    agent_id = agent.text("id")
+    agent_id = _id(agent)
     machines = tuple(_machine(t) for t in root.tables("machines"))
     if not machines:
         raise ConfigError(f"{path}: an agent needs at least one [[machines]] entry")
@@ -240,7 +241,7 @@ def load_agent_config(path: Path) -> AgentConfig:
 def _machine(t: TableReader) -> MachineConfig:
     """One ``[[machines]]`` entry, with canonical names and checked driver options."""
     policy = t.table("policy")
-    machine_id = t.text("id")
+    machine_id = _id(t)
     driver = t.text("driver", choices=tuple(DRIVER_OPTIONS))
     config = MachineConfig(
         machine_id=machine_id,
@@ -261,6 +262,11 @@ def _machine(t: TableReader) -> MachineConfig:
     policy.finish()
     t.finish()
     return config
+
+
+def _id(t: TableReader, default: str | None = None) -> str:
+    """An ``id`` key: it names MQTT topics and broker accounts, so it is checked as they are."""
+    return _canonical(t, "id", check_id, t.text("id", default))
 
 
 def _material(t: TableReader, key: str) -> str:

@@ -59,3 +59,10 @@ def test_a_machine_loaded_with_pla_is_offered_pla_work(tmp_path: Path) -> None:
     task = TaskRequest("t1", MachineKind.FDM, "PLA", (20, 20, 20), 1.0, created_at=NOW)
     [assignment] = index.match([task], NOW)
     assert assignment.machine_id == "alice/m1"
+
+
+def test_ids_are_checked_as_topics_and_accounts_need_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"agent.toml: agent.id: id must be 1-64 letters"):
+        load_agent_config(agent_toml(tmp_path, agent='id = "alice/bob"'))
+    with pytest.raises(ConfigError, match=r"machines\[0\].id: id must be 1-64 letters"):
+        load_agent_config(agent_toml(tmp_path, machine='id = "mk3 #1"'))
