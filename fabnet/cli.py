@@ -64,7 +64,8 @@ def cli(verbose: int) -> None:
 def main() -> None:
     """Console entry point: fabnet's own errors become one clear line and exit status 2."""
     try:
-        cli.main(standalone_mode=False)
+        # without standalone mode click returns a command's ctx.exit(code) instead of exiting
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -76,6 +77,8 @@ def main() -> None:
     except FabnetError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
