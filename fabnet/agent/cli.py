@@ -71,14 +71,22 @@ speed = 60.0
     show_default=True,
     help="The agent's TOML configuration (fabnet init agent writes one).",
 )
-def agent_command(config_path: Path) -> None:
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="On Ctrl-C or SIGTERM, finish running tasks and take no new ones, then exit; a second "
+    "signal stops at once. Without it a stop cancels running jobs (heaters off) and hands "
+    "their tasks back to the hub.",
+)
+def agent_command(config_path: Path, drain: bool) -> None:
     """Run a maker's agent: take tasks from the hub and run them on this maker's machines."""
     from fabnet.agent.process import run_agent
 
     config = load_agent_config(config_path)
     click.echo(
         f"agent {config.agent_id}: {len(config.machines)} machine(s), broker "
-        f"{config.broker.host}:{config.broker.port}; Ctrl-C stops",
+        f"{config.broker.host}:{config.broker.port}; Ctrl-C stops"
+        + (" after running tasks finish (--drain)" if drain else ", leaving machines safe"),
         err=True,
     )
-    run_agent(config)
+    run_agent(config, drain=drain)
