@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fabnet.config import load_hub_config
-from fabnet.hub.process import HttpServer, Hub
+from fabnet.hub.process import HTTP_THREADS, HttpServer, Hub
 
 if TYPE_CHECKING:
     from conftest import BrokerHandle
@@ -110,6 +110,20 @@ def test_live_stream_sends_each_event_as_it_is_produced(hub: Hub) -> None:
         assert b'"machines"' in first + second
     finally:
         sock.close()
+
+
+def test_open_streams_leave_room_for_requests(hub: Hub) -> None:
+    """As many live pages as the limit documented at HTTP_THREADS: the API still answers
+    while they all stream."""
+    streams = [open_stream(hub.public_url) for _ in range(HTTP_THREADS - 2)]
+    try:
+        for sock in streams:
+            read_until(sock, b"data: {")
+        status, _, body = get(f"{hub.public_url}/api/v1/machines", TOKEN)
+        assert status == 200, body
+    finally:
+        for sock in streams:
+            sock.close()
 
 
 def test_stop_closes_open_streams_and_frees_the_port(
