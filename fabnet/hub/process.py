@@ -38,13 +38,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HTTP_THREADS = 16
+HTTP_THREADS = 8
 """waitress worker threads. An open live page (``/events``) holds one for up to
 ``fabnet.web.events.STREAM_MAX_S``, so about ``HTTP_THREADS - 2`` dashboard tabs can stream
 at once with the API still answering; further requests wait in waitress's queue (logged as
-"Task queue depth"). More threads made the slowest API requests slower under load (they
-compete for the GIL with the loop thread that reads and writes every socket): see
-bench/README.md, ``serve.py``."""
+"Task queue depth") until a stream ends. More threads made the slowest API requests slower
+under load, as they compete for the GIL with the loop thread that reads and writes every
+socket: at 16 threads p99 was up to 1.24x werkzeug's, at 8 below it on every route
+(bench/README.md, ``serve.py``)."""
 HTTP_CONNECTION_LIMIT = 200  # open sockets (keep-alive and streams) before accepts pause
 HTTP_CHANNEL_TIMEOUT_S = 60  # an idle keep-alive connection is closed after this
 HTTP_STOP_S = 5  # how long ``HttpServer.stop`` waits for a request in progress
