@@ -94,7 +94,8 @@ def test_users_cli(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     config = tmp_path / "hub.toml"
     config.write_text(
-        f'[hub]\nid = "h"\n[broker]\npassword = "x"\n[database]\nurl = "sqlite:///{db}"\n[http]\napi_token = "t"\n'
+        f'[hub]\nid = "h"\n[broker]\npassword = "{"x" * 20}"\n[database]\nurl = "sqlite:///{db}"\n'
+        f'[http]\napi_token = "{"t" * 20}"\n'
     )
     runner = CliRunner()
     added = runner.invoke(
