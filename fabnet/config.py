@@ -24,6 +24,9 @@ from fabnet.secrets_check import secret
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL = "sqlite:///var/fabnet.db"
+# waitress worker threads of the hub; more made the slowest API answers slower on 2 cores
+# (bench/serve.py), so raise it only for more simultaneous live pages (see fabnet.hub.process)
+DEFAULT_HTTP_THREADS = 8
 SLICER_CHOICES = ("builtin", "prusaslicer", "curaengine")
 HUB_PASSWORD_HINT = "set the hub's broker password (fabnet init hub generates one; see README)"
 AGENT_PASSWORD_HINT = "register the machine first (see README)"
@@ -96,6 +99,7 @@ class HubConfig:
     sweep_interval_s: float
     slicer: str
     machine_slicers: dict[str, str] = field(default_factory=dict)  # "<agent>/<machine>" -> name
+    http_threads: int = DEFAULT_HTTP_THREADS  # at most half of them serve live pages
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ def load_hub_config(path: Path) -> HubConfig:
         sweep_interval_s=hub.number("sweep_interval_s", 0.2, 600, 5),
         slicer=hub.text("slicer", "builtin", choices=SLICER_CHOICES),
         machine_slicers=_machine_slicers(root),
+        http_threads=http.integer("threads", 4, 256, DEFAULT_HTTP_THREADS),
     )
     for table in (hub, broker, db, http, root):
         table.finish()

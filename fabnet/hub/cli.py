@@ -168,6 +168,7 @@ url = "sqlite:///var/fabnet.db"   # or postgresql+psycopg2://user:password@host/
 host = "127.0.0.1"
 port = 5000
 public_url = ""            # how agents reach this hub; empty = http://host:port
+threads = 8                # HTTP worker threads; half of them at most serve live dashboard pages
 # Secret: the operator's API token, all rights over this hub (fabnet users, jobs, machines).
 api_token = "{api_token}"
 

@@ -24,7 +24,7 @@ from fabnet import __version__
 from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
-from fabnet.config import HubConfig
+from fabnet.config import DEFAULT_HTTP_THREADS, HubConfig
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatcher import Dispatcher
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HTTP_THREADS = 8
-"""waitress worker threads. An open live page (``/events``) holds one for up to
-``fabnet.web.events.STREAM_MAX_S``, so about ``HTTP_THREADS - 2`` dashboard tabs can stream
-at once with the API still answering; further requests wait in waitress's queue (logged as
-"Task queue depth") until a stream ends. More threads made the slowest API requests slower
+HTTP_THREADS = DEFAULT_HTTP_THREADS
+"""waitress worker threads by default (``[http] threads``). An open live page (``/events``)
+holds one for up to ``fabnet.web.events.STREAM_MAX_S``, so at most half of them stream (see
+``fabnet.web.events``: a page beyond that is told to come back later) and the other half
+always answer the API and agents' downloads. More threads made the slowest API requests slower
 under load, as they compete for the GIL with the loop thread that reads and writes every
 socket: at 16 threads p99 was up to 1.24x werkzeug's, at 8 below it on every route
 (bench/README.md, ``serve.py``)."""
@@ -153,7 +153,9 @@ class Hub:
         now = datetime.now(UTC)
         count = self.designs.register_library(now)
         log.info("hub %s: %d library designs registered", self.config.hub_id, count)
-        self._http = HttpServer(self.config.http_host, self.config.http_port)
+        self._http = HttpServer(
+            self.config.http_host, self.config.http_port, threads=self.config.http_threads
+        )
         port = self._http.port
         self.public_url = self.config.public_url or f"http://{self.config.http_host}:{port}"
         self.dispatcher = Dispatcher(

@@ -39,6 +39,7 @@ class WebSettings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     library_dir: Path | None = None
     broker_connected: Callable[[], bool] | None = None  # for /healthz
+    live_streams: int = 4  # live pages streaming at once; keep below the server's threads
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
@@ -47,7 +48,12 @@ class WebSettings:
         broker = BrokerSettings(
             b.url, b.username, b.password, b.password_file, accounts=b.accounts, ca_file=b.ca_file
         )
-        return cls(data_dir=config.data_dir, hub_url=hub_url, broker=broker)
+        return cls(
+            data_dir=config.data_dir,
+            hub_url=hub_url,
+            broker=broker,
+            live_streams=max(1, config.http_threads // 2),
+        )
 
 
 def create_app(
@@ -82,9 +88,11 @@ def create_app(
     app.extensions["fabnet_api_context"] = ctx
     # --- dashboard (pages, /events, /assets): owned by fabnet/web/dashboard ---
     from fabnet.web.dashboard import register_dashboard
+    from fabnet.web.events import limit_live_streams
 
     cache = settings.data_dir / "dashboard-cache" if settings.data_dir else None
     register_dashboard(app, service, artifacts, cache)
+    limit_live_streams(app, settings.live_streams)
     # --- end dashboard ---
 
     @app.get("/artifacts/<task_id>/<int:offer_no>")

@@ -28,10 +28,16 @@ def test_env_overrides_keys_with_underscores(
     monkeypatch.setenv("FABNET_HTTP_API_TOKEN", "from-the-environment-0123456789")
     monkeypatch.setenv("FABNET_HTTP_PORT", "8080")
     monkeypatch.setenv("FABNET_HUB_LEASE_S", "30.5")
+    monkeypatch.setenv("FABNET_HTTP_THREADS", "32")
     config = load_hub_config(hub_toml(tmp_path))
     assert config.data_dir == Path("/srv/fabnet")
     assert config.api_token == "from-the-environment-0123456789"
-    assert (config.http_port, config.lease_s) == (8080, 30.5)
+    assert (config.http_port, config.lease_s, config.http_threads) == (8080, 30.5, 32)
+    monkeypatch.setenv("FABNET_HTTP_THREADS", "2")  # too few to keep a thread for the API
+    with pytest.raises(
+        ConfigError, match=r"FABNET_HTTP_THREADS \(for http.threads\) must be 4..256"
+    ):
+        load_hub_config(hub_toml(tmp_path))
 
 
 def test_a_bad_number_names_the_variable_and_value(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
@@ -113,17 +114,39 @@ def test_live_stream_sends_each_event_as_it_is_produced(hub: Hub) -> None:
 
 
 def test_open_streams_leave_room_for_requests(hub: Hub) -> None:
-    """As many live pages as the limit documented at HTTP_THREADS: the API still answers
-    while they all stream."""
-    streams = [open_stream(hub.public_url) for _ in range(HTTP_THREADS - 2)]
+    """More live pages than the server has threads: half the threads stream, every page
+    beyond is told to come back later (its stream ends at once), and the API still answers
+    while the streams run."""
+    allowed = HTTP_THREADS // 2
+    streams = [open_stream(hub.public_url) for _ in range(allowed)]
     try:
         for sock in streams:
             read_until(sock, b"data: {")
+        for _ in range(HTTP_THREADS):  # each one would hold a thread for minutes
+            late = open_stream(hub.public_url)
+            try:
+                told = read_until(late, b"0\r\n\r\n")  # the chunked body ends
+            finally:
+                late.close()
+            assert b"retry: 15000" in told and b"data: {" not in told, told
         status, _, body = get(f"{hub.public_url}/api/v1/machines", TOKEN)
         assert status == 200, body
     finally:
         for sock in streams:
             sock.close()
+    # closed pages give their slots back once the server notices (at its next write)
+    for _ in range(50):
+        reopened = open_stream(hub.public_url)
+        try:
+            head = read_until(reopened, b"\r\n\r\n")
+            told = read_until(reopened, b"\n\n", head[head.index(b"\r\n\r\n") + 4 :])
+            if b"retry: 1000\n" in told:  # a slot, not "come back in 15 s"
+                break
+        finally:
+            reopened.close()
+        time.sleep(0.2)
+    else:
+        raise AssertionError("no stream slot came back after the pages closed")
 
 
 def test_stop_closes_open_streams_and_frees_the_port(
