@@ -15,6 +15,7 @@ from pathlib import Path
 import serial
 
 from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
+from fabnet.drivers.marlin_dialects import Capabilities, parse_m115
 from fabnet.drivers.marlin_job import Job, load_commands
 from fabnet.drivers.marlin_protocol import MarlinStream, frame
 from fabnet.errors import Conflict, DeviceError, DeviceTimeout, FabnetError
@@ -27,6 +28,7 @@ _POS = re.compile(r"^X:(-?[\d.]+) Y:(-?[\d.]+) Z:(-?[\d.]+)")
 HELLO = frame(0, "M110 N0")
 FINISH_MOVES = "M400"  # after a file's last line; the simulator counts it as the file's end
 BOOT_QUIET_S = 0.3  # after "start", the banner is over once the board is quiet this long
+HELLO_WAIT_S = 1.0  # an unanswered hello is sent again after this long, unless the board is busy
 
 
 def _heard_since(stream: MarlinStream, starts: int, oks: int) -> Callable[[], bool]:
@@ -77,6 +79,7 @@ class MarlinDriver:
         self._closing = threading.Event()
         self._job: Job | None = None
         self._job_thread: threading.Thread | None = None
+        self.capabilities = Capabilities()
 
     # --- connection -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -103,7 +106,8 @@ class MarlinDriver:
         self._reader.start()
         try:
             self._handshake(self._stream)
-            if self.autoreport_s > 0:
+            self.capabilities = self._read_capabilities(self._stream)
+            if self.autoreport_s > 0 and self.capabilities.autoreport_temp:
                 self._run_commands([f"M155 S{self.autoreport_s}"])
         except FabnetError as exc:
             self._fail(exc)
@@ -120,9 +124,7 @@ class MarlinDriver:
             with stream.cond:
                 starts, oks = stream.starts_seen, stream.oks_seen
             stream.send_raw(HELLO)
-            answered = stream.wait_for(
-                _heard_since(stream, starts, oks), _after(time.monotonic() + 1.0)
-            )
+            answered = self._await_hello(stream, _heard_since(stream, starts, oks), deadline)
             with stream.cond:
                 rebooted = stream.starts_seen > starts
             if rebooted:
@@ -134,6 +136,34 @@ class MarlinDriver:
         raise DeviceTimeout(
             f"marlin: no answer on {self.port} within {self.connect_timeout_s:.0f} s of opening"
         )
+
+    @staticmethod
+    def _await_hello(stream: MarlinStream, heard: Callable[[], bool], deadline: float) -> bool:
+        """Wait for the hello's answer; a board that says it is busy (a host connecting to one
+        mid-print) is waited for rather than sent another hello it would answer too."""
+        while True:
+            with stream.cond:
+                busy = stream.busy_seen
+            if stream.wait_for(heard, _after(min(deadline, time.monotonic() + HELLO_WAIT_S))):
+                return True
+            with stream.cond:
+                if stream.busy_seen == busy or time.monotonic() >= deadline:
+                    return False
+
+    def _read_capabilities(self, stream: MarlinStream) -> Capabilities:
+        """Send M115 and read the firmware's name and ``Cap:`` lines (see marlin_dialects)."""
+        with stream.cond:
+            stream.captured = []
+        try:
+            self._run_commands(["M115"])
+        finally:
+            with stream.cond:
+                lines, stream.captured = stream.captured or [], None
+        caps = parse_m115(lines)
+        with stream.cond:
+            stream.resend_with_ok = caps.resend_with_ok
+        log.info("marlin on %s: %s, capabilities %s", self.port, caps.firmware, sorted(caps.caps))
+        return caps
 
     def disconnect(self) -> None:
         """Stop any job thread, close the port; the firmware keeps whatever it was doing."""
@@ -250,11 +280,18 @@ class MarlinDriver:
             stream.active = False
             self._handshake(stream)  # M110 N0: the file's first line is N1
             job.started(time.monotonic(), stream.next_n)
+            poll_s = 0 if self.capabilities.autoreport_temp else self.autoreport_s
+            next_poll = time.monotonic() + poll_s
             for cmd in job.commands:
                 if not job.wait_until_runnable(self._closing):
                     break
                 if not stream.wait_room(job.should_stop(self._closing)):
                     break
+                if poll_s > 0 and time.monotonic() >= next_poll:
+                    job.injected(stream.submit("M105"))  # no auto-report: ask for temperatures
+                    next_poll = time.monotonic() + poll_s
+                    if not stream.wait_room(job.should_stop(self._closing)):
+                        break
                 stream.submit(cmd)
                 job.sent += 1
             stream.wait_all_acked(lambda: self._closing.is_set())
@@ -299,6 +336,11 @@ class MarlinDriver:
         if state in (DriverState.RUNNING, DriverState.PAUSED) and job is not None:
             self._set_state(DriverState.CANCELLING)
             job.cancel_requested.set()
+            if self.capabilities.emergency_parser and self._stream is not None:
+                # the emergency parser acts on these as they arrive: M108 ends a heater wait,
+                # M410 drops the planned moves; without it they would wait their turn
+                self._stream.send_unnumbered("M108")
+                self._stream.send_unnumbered("M410")
             if thread is not None:
                 thread.join(timeout_s)
                 if thread.is_alive():

@@ -5,6 +5,7 @@ Shared by the serial drivers; the commands are the file's lines without comments
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import time
@@ -41,10 +42,15 @@ class Job:
         self._t0: float | None = None
         self._t1: float | None = None
         self._done_lines = 0
+        self._injected: list[int] = []  # Ns of the driver's own lines among the file's (M105)
 
     def started(self, now: float, first_n: int) -> None:
         self._t0 = now
         self._first_n = first_n
+
+    def injected(self, n: int) -> None:
+        """Line ``n`` is the driver's own (a temperature poll), not one of the file's."""
+        self._injected.append(n)
 
     def finished(self, now: float) -> None:
         self._t1 = now
@@ -62,7 +68,8 @@ class Job:
     def progress(self, acked_n: int | None = None, now: float | None = None) -> Progress:
         """Progress given the stream's last acknowledged N (None: as last computed)."""
         if acked_n is not None and self._t0 is not None:
-            done = max(0, min(len(self.commands), acked_n - self._first_n + 1))
+            own = bisect.bisect_right(self._injected, acked_n)
+            done = max(0, min(len(self.commands), acked_n - self._first_n + 1 - own))
             self._done_lines = max(self._done_lines, done)
         end = self._t1 if self._t1 is not None else (now or time.monotonic())
         elapsed = (end - self._t0) if self._t0 is not None else 0.0

@@ -15,14 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from fabnet.drivers.marlin_dialects import OK_LINE_NUMBER, RESEND, SKIP, LineKind, classify
 from fabnet.errors import DeviceError, DeviceTimeout, FabnetError
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE_ERRORS = ("checksum", "Line Number", "Last Line")
-_OK_N = re.compile(r"\bN(\d+)")
 _OK_B = re.compile(r"\bB(\d+)")
-_RESEND = re.compile(r"^(?:Resend|rs)[: ]\s*N?(\d+)", re.IGNORECASE)
 POLL_S = 0.02
 
 
@@ -71,6 +69,9 @@ class MarlinStream:
         self.failure: FabnetError | None = None
         self.oks_seen = 0
         self.starts_seen = 0
+        self.busy_seen = 0
+        self.resend_with_ok = True  # Smoothieware's "rs N<n>" comes without an ok
+        self.captured: list[str] | None = None  # other lines kept while not None (M115)
         self.active = False  # numbering in use: a "start" now means an unexpected reset
         self._reset_counters(1)
 
@@ -83,8 +84,10 @@ class MarlinStream:
         self.accepted_n = next_n - 1  # every line <= accepted_n is in the firmware
         self._pending_oks = 0  # oks owed for lines on the wire
         self._swallow_oks = 0  # oks that answer a Resend, not a line
+        self._unnumbered_oks = 0  # oks owed to lines sent without N (M108, M410)
         self._resend_point = 0
         self._ignore_resends = 0
+        self._pending_error: str | None = None  # an Error: line not in the tables, judged next
         self._last_heard = time.monotonic()
         self._retries = 0
 
@@ -109,6 +112,14 @@ class MarlinStream:
             self.next_n += 1
             self._pump()
             return n
+
+    def send_unnumbered(self, cmd: str) -> None:
+        """Write ``cmd`` without N or checksum (an emergency-parser command such as M108): the
+        firmware also queues it and answers an ok, which must not acknowledge a numbered line."""
+        with self.cond:
+            self._write(f"{cmd}\n".encode("ascii"))
+            self._pending_oks += 1
+            self._unnumbered_oks += 1
 
     def unacked(self) -> int:
         with self.cond:
@@ -196,37 +207,79 @@ class MarlinStream:
     def on_line(self, line: str) -> None:
         """Account for one line from the firmware (called by the serial reader thread)."""
         text = line.strip()
+        if not text:
+            return  # Repetier prints an empty line before "Resend:"
         with self.cond:
-            if text.startswith("ok"):
-                self._on_ok(text)
-            elif (match := _RESEND.match(text)) is not None:
+            if (match := RESEND.match(text)) is not None:
                 self._on_resend(int(match.group(1)))
-            elif "busy:" in text:
-                self._last_heard = time.monotonic()
-            elif text == "start":
-                self.starts_seen += 1
-                if self.active:
-                    self.fail(DeviceError("marlin: the firmware reset during the job", raw=text))
-            elif text.startswith("Error:") or text.startswith("!!"):
-                if not any(word in text for word in RECOVERABLE_ERRORS):
-                    self.fail(DeviceError(f"marlin: firmware error: {text}", raw=text))
+            elif text.startswith("ok") and not self._judge_pending():
+                self._on_ok(text)
+            elif (skip := SKIP.match(text)) is not None:
+                self._on_skip(int(skip.group(1)))
+            elif not text.startswith("ok"):
+                self._on_other(text)
             self.cond.notify_all()
+
+    def _judge_pending(self) -> bool:
+        """An unknown error not followed by a resend request is a fault: fail (True)."""
+        if self._pending_error is None:
+            return False
+        raw, self._pending_error = self._pending_error, None
+        self.fail(DeviceError(f"marlin: firmware error: {raw}", raw=raw))
+        return True
+
+    def _on_other(self, text: str) -> None:
+        if "busy:" in text:
+            self.busy_seen += 1
+            self._last_heard = time.monotonic()
+            return
+        if text == "start":
+            self.starts_seen += 1
+            if self.active:
+                self.fail(DeviceError("marlin: the firmware reset during the job", raw=text))
+            return
+        kind = classify(text)
+        if kind == LineKind.FATAL:
+            self.fail(DeviceError(f"marlin: firmware error: {text}", raw=text))
+        elif kind == LineKind.COMM_ERROR:
+            self._last_heard = time.monotonic()  # a resend request follows
+        elif kind == LineKind.UNKNOWN_ERROR:
+            if self._judge_pending():
+                return
+            self._pending_error = text
+        elif self.captured is not None:
+            self.captured.append(text)
+
+    def _on_skip(self, n: int) -> None:
+        """Repetier dropped line ``n`` (already had it, or a resend is awaited); an ok follows."""
+        self._last_heard = time.monotonic()
+        self._swallow_oks += 1
+        # with no resend outstanding the skipped line is one the firmware already ran (we
+        # re-sent it after a lost ok); while one is, it is a line behind the requested one
+        if self.active and self.acked_n >= self._resend_point and n <= self._sent_max:
+            self.acked_n = max(self.acked_n, n)
+            self._accepted(n)
 
     def _on_ok(self, text: str) -> None:
         self.oks_seen += 1
         self._last_heard = time.monotonic()
         self._retries = 0
         self._pending_oks = max(0, self._pending_oks - 1)
-        if self._swallow_oks > 0:
+        n = OK_LINE_NUMBER.match(text)
+        if n is None and self._unnumbered_oks > 0:
+            # an unnumbered command's ok (or, if the firmware numbers no ok, an earlier line's:
+            # then every ack lags one ok behind until the unnumbered one arrives, never ahead)
+            self._unnumbered_oks -= 1
+        elif self._swallow_oks > 0:
             self._swallow_oks -= 1
         elif self.acked_n < self._sent_max:
             self.acked_n += 1  # oks come in execution order: without N it is the next line's
-        if (n := _OK_N.search(text)) is not None:
+        if n is not None:
             self.acked_n = max(self.acked_n, min(int(n.group(1)), self._sent_max))
         if (b := _OK_B.search(text)) is not None:
             self.window = max(self.window, min(int(b.group(1)) + 1, self.max_window))
         self._accepted(self.acked_n)
-        if self._pending_oks == 0 and self._swallow_oks == 0:
+        if self._pending_oks == 0 and self._swallow_oks == 0 and self._unnumbered_oks == 0:
             self.acked_n = max(self.acked_n, min(self.accepted_n, self._sent_max))  # none owed
         if self.acked_n >= self._resend_point:
             self._ignore_resends = 0
@@ -241,7 +294,15 @@ class MarlinStream:
 
     def _on_resend(self, n: int) -> None:
         self._last_heard = time.monotonic()
-        self._swallow_oks += 1
+        if self._pending_error is not None:
+            log.warning(
+                "marlin: %s, then a resend request: a communication error", self._pending_error
+            )
+            self._pending_error = None
+        if self.resend_with_ok:
+            self._swallow_oks += 1
+        else:
+            self._pending_oks = max(0, self._pending_oks - 1)  # the request stands for the ok
         if not self.active or self.failure is not None:
             return
         if n <= self.accepted_n:

@@ -32,24 +32,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fabnet.sim.marlin_faults import HALT_LINE, RUNAWAY_LINE, FaultPlan
+from fabnet.sim.marlin_dialects import (
+    FAULT_LINES,
+    HALT_LINE,
+    Dialect,
+    LineReceiver,
+    get_dialect,
+)
+from fabnet.sim.marlin_dialects import checksum as checksum  # the scenario tests frame with it
+from fabnet.sim.marlin_faults import FaultPlan
 from fabnet.sim.marlin_machine import Machine, parse_words
 from fabnet.sim.marlin_state import StateFile
 from fabnet.sim.pty_link import SerialFirmware
 
 log = logging.getLogger(__name__)
 
-BANNER = (
-    "start",
-    "echo:Marlin 2.1.2.1 (fabnet simulator)",
-    "echo: Last Updated: 2023-05-01 | Author: (fabnet)",
-    "echo:Compiled: simulated",
-    "echo: Free Memory: 4096  PlannerBufferBytes: 1568",
-)
+BANNER = get_dialect("marlin").banner
 TEMP_REPORT_S = 1.0  # M109/M190 print temperatures this often while waiting
 IGNORED = frozenset(
-    "G21 G29 G80 M17 M73 M117 M82 M83 M201 M203 M204 M205 M220 M221 M900 M907 T0 M115".split()
+    "G21 G29 G80 M17 M73 M117 M82 M83 M201 M203 M204 M205 M220 M221 M900 M907 T0".split()
 )
+EMERGENCY = frozenset(("M108", "M410"))  # acted on as they arrive when the dialect has the parser
 Wait = Callable[[float], bool]  # returns True once the command may finish
 
 
@@ -63,17 +66,14 @@ class _Command:
     ok_text: str | None = None  # replaces the plain ok (M105)
 
 
-def checksum(text: str) -> int:
-    """Marlin's checksum: XOR of every byte before the ``*``."""
-    value = 0
-    for byte in text.encode("ascii", errors="replace"):
-        value ^= byte
-    return value
-
-
 class MarlinSimulator(SerialFirmware):
     """Marlin on a pty. ``speed`` scales motion and heating; ``ack_latency_s`` is the time the
-    firmware spends parsing and acknowledging one command (real boards: ~1-2 ms)."""
+    firmware spends parsing and acknowledging one command (real boards: ~1-2 ms).
+
+    dialect: whose words it speaks (``fabnet.sim.marlin_dialects``); advanced_ok None: as the
+    dialect's M115 says. busy_at_start_s: the board is mid-way through a long command of a
+    previous host when this one connects (it says ``busy: processing`` until done).
+    """
 
     def __init__(
         self,
@@ -84,15 +84,20 @@ class MarlinSimulator(SerialFirmware):
         paced: bool = True,
         bufsize: int = 4,
         planner_size: int = 16,
-        advanced_ok: bool = True,
+        advanced_ok: bool | None = None,
         ack_latency_s: float = 0.0015,
         busy_interval_s: float = 2.0,
         state_file: Path | None = None,
+        dialect: str | Dialect = "marlin",
+        busy_at_start_s: float = 0.0,
     ) -> None:
         super().__init__(baud, paced=paced)
         self.faults = faults or FaultPlan()
         self.bufsize = bufsize
-        self.advanced_ok = advanced_ok
+        self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
+        caps = self.dialect.capabilities
+        self.advanced_ok = "ADVANCED_OK" in caps if advanced_ok is None else advanced_ok
+        self.busy_at_start_s = busy_at_start_s
         self.ack_latency_s = ack_latency_s
         self.busy_interval_s = busy_interval_s
         self.machine = Machine(speed, planner_size)
@@ -103,7 +108,7 @@ class MarlinSimulator(SerialFirmware):
         self._cond = threading.Condition()
         self._rx: collections.deque[str] = collections.deque()
         self._queue: collections.deque[_Command] = collections.deque()
-        self._last_n = 0
+        self._receiver = LineReceiver(self.dialect, self.send_line, self._rx.clear)
         self._fired: set[tuple[str, int]] = set()
         self._halted = False
         self._silent = False
@@ -115,8 +120,16 @@ class MarlinSimulator(SerialFirmware):
 
     # --- SerialFirmware hooks -------------------------------------------------------------
     def on_start(self) -> None:
-        for line in BANNER:
+        for line in self.dialect.banner:
             self.send_line(line)
+        if self.busy_at_start_s > 0:
+            with self._cond:
+                self._receiver.last_n = 1234  # a previous host's numbering
+                deadline = time.monotonic() + self.busy_at_start_s
+                busy = _Command("G4", None, started=True)  # not in ``executed``: not a host line
+                busy.wait = lambda t: t >= deadline
+                busy.ok_text = ""
+                self._queue.append(busy)
         if self._state_file is not None:
             self._state_file.start()
         self._thread.start()
@@ -133,8 +146,19 @@ class MarlinSimulator(SerialFirmware):
     def on_line(self, line: str) -> None:
         with self._cond:
             if not (self._halted or self._silent):
-                self._rx.append(line.strip())
+                text = line.strip()
+                if text in EMERGENCY and "EMERGENCY_PARSER" in self.dialect.capabilities:
+                    self._emergency(text)
+                self._rx.append(text)
                 self._cond.notify()
+
+    def _emergency(self, code: str) -> None:
+        """The emergency parser: M108 ends a heater wait, M410 drops the planned moves."""
+        head = self._queue[0] if self._queue else None
+        if code == "M108" and head is not None and head.text.startswith(("M109", "M190")):
+            head.wait = None
+        elif code == "M410":
+            self.machine.quick_stop()
 
     # --- state the tests read -------------------------------------------------------------
     @property
@@ -221,6 +245,8 @@ class MarlinSimulator(SerialFirmware):
     def _finish(self, head: _Command) -> list[str]:
         reply = list(head.reply)
         ok = head.ok_text
+        if ok == "":
+            return reply  # the firmware's own work: no host line to acknowledge
         if ok is None:
             ok = "ok"
             if self.advanced_ok:
@@ -252,19 +278,13 @@ class MarlinSimulator(SerialFirmware):
             self.send_line(" " + self.machine.temps_text())
 
     # --- receiving: line numbers and checksums --------------------------------------------
-    def _line_error(self, message: str) -> None:
-        self._rx.clear()  # Marlin empties its RX buffer before asking for a resend
-        self.send_line(f"Error:{message}, Last Line: {self._last_n}")
-        self.send_line(f"Resend: {self._last_n + 1}")
-        self.send_line("ok")
-
     def _receive(self, line: str, now: float) -> None:
         if not line:
             return
         body, star, sent_cs = line.rpartition("*") if "*" in line else (line, "", "")
         if not line.startswith("N"):
             if star:
-                self._line_error("No Line Number with checksum")
+                self._receiver.reject("no_line_number", self._receiver.last_n + 1)
             else:
                 self._queue.append(_Command(line, None))
             return
@@ -272,29 +292,33 @@ class MarlinSimulator(SerialFirmware):
         try:
             n = int(number)
         except ValueError:
-            self._line_error("Line Number is not Last Line Number+1")
+            self._receiver.reject("line_number", self._receiver.last_n + 1)
             return
         cmd = cmd.strip()
+        if self._on_receipt_faults(n):
+            return
+        if self._fire("nochecksum", n, n in self.faults.no_checksum):
+            star = ""
+        if self._fire("noline", n, n in self.faults.no_line_number):
+            self._receiver.reject("no_line_number", n)
+            return
+        corrupt = self._fire("corrupt", n, n in self.faults.corrupt)
+        if self._receiver.check(n, cmd, sent_cs if star else None, corrupt):
+            self._queue.append(_Command(cmd, n))
+
+    def _on_receipt_faults(self, n: int) -> bool:
+        """Faults that hit line ``n`` as it arrives; True if the line goes no further."""
         if self._fire("reset", n, n == self.faults.reset_at):
             self._reset()
-            return
+            return True
         if self._fire("silent", n, n == self.faults.silent_at):
             log.info("marlin sim: going silent at line %d", n)
             self._silent = True
-            return
-        is_m110 = parse_words(cmd)[0] == "M110"
-        if n != self._last_n + 1 and not is_m110:
-            self._line_error("Line Number is not Last Line Number+1")
-        elif not star:
-            self._line_error("No Checksum with line number")
-        elif not sent_cs.strip().isdigit() or int(sent_cs) != checksum(body):
-            self._line_error("checksum mismatch")
-        elif self._fire("corrupt", n, n in self.faults.corrupt):
-            log.info("marlin sim: corrupting the checksum of line %d", n)
-            self._line_error("checksum mismatch")
-        else:
-            self._last_n = n
-            self._queue.append(_Command(cmd, n))
+            return True
+        if self._fire("lose", n, n in self.faults.lose):
+            log.info("marlin sim: line %d lost on the wire", n)
+            return True
+        return False
 
     def _reset(self) -> None:
         log.info("marlin sim: board reset")
@@ -302,11 +326,11 @@ class MarlinSimulator(SerialFirmware):
         self.link.discard_tx()
         self._rx.clear()
         self._queue.clear()
-        self._last_n = 0
+        self._receiver.last_n = 0
         self._autoreport_s = 0.0
         speed, size = self.machine.speed, self.machine.planner_size
         self.machine = Machine(speed, size)
-        for line in BANNER:
+        for line in self.dialect.banner:
             self.send_line(line)
 
     def _halt(self, lines: list[str]) -> None:
@@ -336,9 +360,10 @@ class MarlinSimulator(SerialFirmware):
         if n is not None and self._fire("halt", n, n == self.faults.halt_at):
             self._halt([HALT_LINE])
             return
-        if n is not None and self._fire("runaway", n, n == self.faults.runaway_at):
-            self._halt([RUNAWAY_LINE, HALT_LINE])
-            return
+        for kind, line in FAULT_LINES.items():
+            if n is not None and self._fire(kind, n, self.faults.thermal.get(n) == kind):
+                self._halt([line, HALT_LINE])
+                return
         if n is not None and self._fire("busy", n, n in self.faults.busy_s):
             deadline = now + self.faults.busy_s[n]
             self._last_busy = now
@@ -376,13 +401,17 @@ class MarlinSimulator(SerialFirmware):
             head.ok_text = "ok " + m.temps_text()
         elif code == "M114":
             head.reply = (m.position_text(),)
-        elif code == "M155":
+        elif code == "M155" and "AUTOREPORT_TEMP" in self.dialect.capabilities:
             self._autoreport_s = params.get("S", 0.0)
             self._next_report = now + self._autoreport_s
+        elif code == "M115":
+            head.reply = tuple(self.dialect.m115())
+        elif code in EMERGENCY:
+            pass  # acted on as it arrived (emergency parser), or a no-op
         elif code == "M113":
             self.busy_interval_s = params.get("S", 2.0)
         elif code == "M110":
-            self._last_n = int(params.get("N", 0.0))
+            self._receiver.last_n = int(params.get("N", 0.0))
         elif code == "M400":
             head.wait = self._finish_moves_wait
         elif code == "G4":

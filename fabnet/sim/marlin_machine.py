@@ -128,6 +128,10 @@ class Machine:
         self._enqueue(distance / (self.feed_mm_min / 60.0), now)
         return True
 
+    def quick_stop(self) -> None:
+        """M410: drop every planned move (the position stays where the plan put it)."""
+        self._moves.clear()
+
     def home(self, params: dict[str, float], now: float) -> bool:
         """G28: home the named axes (all when none named); False when the planner is full."""
         if self.planner_free() <= 0:

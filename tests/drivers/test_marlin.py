@@ -114,6 +114,9 @@ def test_cancel_leaves_the_machine_safe(
     driver.cancel()
     assert driver.state == DriverState.IDLE
     ran = sim.executed[mark + 1 :]
+    # the simulated Marlin reports EMERGENCY_PARSER: the cancel breaks waits at once
+    assert ran.count("M108") == 1 and ran.count("M410") == 1
+    ran = [cmd for cmd in ran if cmd not in ("M108", "M410")]
     sent = ran.index("M104 S0")
     assert 100 <= sent < len(commands)
     assert ran[:sent] == commands[:sent], "the file's prefix ran exactly once, in order"

@@ -87,7 +87,7 @@ def test_silence_ends_in_device_timeout_after_bounded_retries(
     [
         (FaultPlan(reset_at=120), "start", range(110, 120)),  # queued lines die with the reset
         (FaultPlan(halt_at=80), HALT_LINE, range(80, 81)),
-        (FaultPlan(runaway_at=30), RUNAWAY_LINE, range(30, 31)),
+        (FaultPlan(thermal={30: "runaway"}), RUNAWAY_LINE, range(30, 31)),
     ],
 )
 def test_reset_and_halt_stop_the_job_with_the_raw_line(
