@@ -35,6 +35,10 @@ def _heard_since(stream: MarlinStream, starts: int, oks: int) -> Callable[[], bo
     return lambda: stream.oks_seen > oks or stream.starts_seen > starts
 
 
+def _oks_reach(stream: MarlinStream, count: int) -> Callable[[], bool]:
+    return lambda: stream.oks_seen >= count
+
+
 def _after(deadline: float) -> Callable[[], bool]:
     return lambda: time.monotonic() > deadline
 
@@ -120,10 +124,13 @@ class MarlinDriver:
         """Send ``N0 M110 N0`` until an ok comes after the last ``start`` (a booting board
         ignores what it is sent)."""
         deadline = time.monotonic() + self.connect_timeout_s
+        with stream.cond:
+            first_oks, sent = stream.oks_seen, 0
         while time.monotonic() < deadline:
             with stream.cond:
                 starts, oks = stream.starts_seen, stream.oks_seen
             stream.send_raw(HELLO)
+            sent += 1
             answered = self._await_hello(stream, _heard_since(stream, starts, oks), deadline)
             with stream.cond:
                 rebooted = stream.starts_seen > starts
@@ -131,6 +138,11 @@ class MarlinDriver:
                 time.sleep(BOOT_QUIET_S)
                 continue
             if answered:
+                if sent > 1:  # a busy board may still answer an earlier hello: let it, first
+                    stream.wait_for(
+                        _oks_reach(stream, first_oks + sent),
+                        _after(time.monotonic() + HELLO_WAIT_S),
+                    )
                 stream.restart_numbering()
                 return
         raise DeviceTimeout(

@@ -201,6 +201,7 @@ class MarlinStream:
         self._ignore_resends = 0
         self._send_ptr = self.accepted_n + 1
         self._last_heard = now
+        self._settle()  # nothing left to re-send: what the firmware accepted is answered
         self._pump()
 
     # --- receiving --------------------------------------------------------------------------
@@ -279,11 +280,15 @@ class MarlinStream:
         if (b := _OK_B.search(text)) is not None:
             self.window = max(self.window, min(int(b.group(1)) + 1, self.max_window))
         self._accepted(self.acked_n)
-        if self._pending_oks == 0 and self._swallow_oks == 0 and self._unnumbered_oks == 0:
-            self.acked_n = max(self.acked_n, min(self.accepted_n, self._sent_max))  # none owed
+        self._settle()
         if self.acked_n >= self._resend_point:
             self._ignore_resends = 0
         self._pump()
+
+    def _settle(self) -> None:
+        """No ok owed: every line the firmware accepted has its answer (lost ones included)."""
+        if self._pending_oks == 0 and self._swallow_oks == 0 and self._unnumbered_oks == 0:
+            self.acked_n = max(self.acked_n, min(self.accepted_n, self._sent_max))
 
     def _accepted(self, n: int) -> None:
         """The firmware holds every line <= n; they are never sent again."""
@@ -299,6 +304,7 @@ class MarlinStream:
                 "marlin: %s, then a resend request: a communication error", self._pending_error
             )
             self._pending_error = None
+        behind = max(0, self._pending_oks - 1)  # lines sent after the one this request is for
         if self.resend_with_ok:
             self._swallow_oks += 1
         else:
@@ -315,13 +321,14 @@ class MarlinStream:
             )
             return
         self._accepted(min(n - 1, self._sent_max))
+        self._settle()
         if n == self._resend_point and self._ignore_resends > 0:
             self._ignore_resends -= 1  # a line sent before our re-send, rejected in turn
             return
         if n > self.next_n:
             n = self.next_n
         log.info("marlin: resend from N%d", n)
-        self._ignore_resends = max(0, self._pending_oks - 1)
+        self._ignore_resends = behind
         self._resend_point = n
         self._send_ptr = n
         self._pump()

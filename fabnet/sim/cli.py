@@ -41,7 +41,22 @@ def sim() -> None:
     "--fault",
     "faults",
     multiple=True,
-    help="corrupt:N drop-ok:N busy:N:SECONDS silent:N reset:N halt:N runaway:N (repeatable)",
+    help="corrupt:N lose:N nochecksum:N noline:N drop-ok:N busy:N:SECONDS silent:N reset:N "
+    "halt:N runaway:N mintemp:N maxtemp:N heatfail:N (repeatable)",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(["marlin", "prusa", "repetier", "smoothie", "rrf"]),
+    default="marlin",
+    show_default=True,
+    help="whose words the firmware speaks (errors, resend requests, M115)",
+)
+@click.option(
+    "--busy-at-start",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="seconds the board is busy with a previous host's command when this one connects",
 )
 @click.option(
     "--state-file",
@@ -49,8 +64,16 @@ def sim() -> None:
     default=None,
     help="keep the printer's state in this JSON file (fields below)",
 )
-def marlin(baud: int, speed: float, faults: tuple[str, ...], state_file: Path | None) -> None:
-    """A Marlin 2 firmware (line numbers, checksums, ADVANCED_OK, heaters).
+def marlin(
+    baud: int,
+    speed: float,
+    faults: tuple[str, ...],
+    dialect: str,
+    busy_at_start: float,
+    state_file: Path | None,
+) -> None:
+    """A Marlin-family firmware (line numbers, checksums, ADVANCED_OK, heaters) speaking the
+    words of Marlin 2, Prusa, Repetier, Smoothieware or RepRapFirmware (--dialect).
 
     \b
     --state-file PATH is replaced atomically a few times a second while the state changes,
@@ -69,7 +92,16 @@ def marlin(baud: int, speed: float, faults: tuple[str, ...], state_file: Path | 
     from fabnet.sim.marlin_faults import FaultPlan
 
     plan = FaultPlan.parse(faults)
-    _serve(MarlinSimulator(baud=baud, speed=speed, faults=plan, state_file=state_file))
+    _serve(
+        MarlinSimulator(
+            baud=baud,
+            speed=speed,
+            faults=plan,
+            state_file=state_file,
+            dialect=dialect,
+            busy_at_start_s=busy_at_start,
+        )
+    )
 
 
 @sim.command("grbl")

@@ -27,7 +27,6 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,22 +37,21 @@ from fabnet.sim.marlin_dialects import (
     Dialect,
     LineReceiver,
     get_dialect,
+    split_line,
 )
 from fabnet.sim.marlin_dialects import checksum as checksum  # the scenario tests frame with it
 from fabnet.sim.marlin_faults import FaultPlan
-from fabnet.sim.marlin_machine import Machine, parse_words
+from fabnet.sim.marlin_machine import Machine, Wait, dwell_wait, heater_wait, parse_words
 from fabnet.sim.marlin_state import StateFile
 from fabnet.sim.pty_link import SerialFirmware
 
 log = logging.getLogger(__name__)
 
 BANNER = get_dialect("marlin").banner
-TEMP_REPORT_S = 1.0  # M109/M190 print temperatures this often while waiting
 IGNORED = frozenset(
     "G21 G29 G80 M17 M73 M117 M82 M83 M201 M203 M204 M205 M220 M221 M900 M907 T0".split()
 )
 EMERGENCY = frozenset(("M108", "M410"))  # acted on as they arrive when the dialect has the parser
-Wait = Callable[[float], bool]  # returns True once the command may finish
 
 
 @dataclass
@@ -168,14 +166,7 @@ class MarlinSimulator(SerialFirmware):
     def snapshot(self) -> dict[str, float]:
         """Targets (°C), fan (0..255) and position (mm), read under the firmware's lock."""
         with self._cond:
-            m = self.machine
-            return {
-                "hotend_target_c": m.hotend.target_c,
-                "bed_target_c": m.bed.target_c,
-                "fan": float(m.fan),
-                "steppers_on": float(m.steppers_on),
-                **{axis.lower(): value for axis, value in m.position.items()},
-            }
+            return self.machine.snapshot()
 
     def state(self) -> dict[str, Any]:
         """The state-file object (fields in the module docstring), read under the lock."""
@@ -246,6 +237,7 @@ class MarlinSimulator(SerialFirmware):
         reply = list(head.reply)
         ok = head.ok_text
         if ok == "":
+            self._queue.popleft()
             return reply  # the firmware's own work: no host line to acknowledge
         if ok is None:
             ok = "ok"
@@ -281,24 +273,19 @@ class MarlinSimulator(SerialFirmware):
     def _receive(self, line: str, now: float) -> None:
         if not line:
             return
-        body, star, sent_cs = line.rpartition("*") if "*" in line else (line, "", "")
-        if not line.startswith("N"):
-            if star:
-                self._receiver.reject("no_line_number", self._receiver.last_n + 1)
+        n, cmd, sent_cs = split_line(line)
+        if n is None:
+            if sent_cs is not None or line.startswith("N"):  # N garbled, or missing
+                kind = "line_number" if line.startswith("N") else "no_line_number"
+                self._receiver.reject(kind, self._receiver.last_n + 1)
             else:
                 self._queue.append(_Command(line, None))
             return
-        number, _, cmd = body[1:].partition(" ")
-        try:
-            n = int(number)
-        except ValueError:
-            self._receiver.reject("line_number", self._receiver.last_n + 1)
-            return
-        cmd = cmd.strip()
+        star = sent_cs is not None
         if self._on_receipt_faults(n):
             return
         if self._fire("nochecksum", n, n in self.faults.no_checksum):
-            star = ""
+            star = False
         if self._fire("noline", n, n in self.faults.no_line_number):
             self._receiver.reject("no_line_number", n)
             return
@@ -374,29 +361,18 @@ class MarlinSimulator(SerialFirmware):
 
     def _execute(self, head: _Command, code: str, params: dict[str, float], now: float) -> None:
         m = self.machine
-        if code in ("G90", "G91"):
-            m.relative = code == "G91"
-            m.e_relative = m.relative
-        elif code in ("M82", "M83"):
-            m.e_relative = code == "M83"
-        elif code == "G92":
-            m.set_position(params)
+        if m.apply(code, params):
+            pass  # modes, position, fan, steppers: the machine's own state
         elif code in ("M104", "M109"):
             m.hotend.target_c = params.get("S", params.get("R", m.hotend.target_c))
             self._changed()
             if code == "M109":
-                head.wait = self._heater_wait(m.hotend.reached, now)
+                head.wait = heater_wait(m, m.hotend.reached, now, self.send_line)
         elif code in ("M140", "M190"):
             m.bed.target_c = params.get("S", params.get("R", m.bed.target_c))
             self._changed()
             if code == "M190":
-                head.wait = self._heater_wait(m.bed.reached, now)
-        elif code == "M106":
-            m.fan = int(max(0.0, min(255.0, params.get("S", 255.0))))
-        elif code == "M107":
-            m.fan = 0
-        elif code in ("M84", "M18"):
-            m.steppers_on = False
+                head.wait = heater_wait(m, m.bed.reached, now, self.send_line)
         elif code == "M105":
             head.ok_text = "ok " + m.temps_text()
         elif code == "M114":
@@ -416,7 +392,7 @@ class MarlinSimulator(SerialFirmware):
             head.wait = self._finish_moves_wait
         elif code == "G4":
             dwell_s = params.get("S", params.get("P", 0.0) / 1000.0) / m.speed
-            head.wait = self._dwell_wait(dwell_s)
+            head.wait = dwell_wait(m, dwell_s)
         elif code == "M112":
             self._halt([HALT_LINE])
         elif code not in IGNORED:
@@ -429,29 +405,3 @@ class MarlinSimulator(SerialFirmware):
         self.files_completed += 1
         self._changed()
         return True
-
-    def _heater_wait(self, reached: Callable[[], bool], now: float) -> Wait:
-        """M109/M190: finish once the heater is within the window; print temps meanwhile."""
-        state = {"next": now + TEMP_REPORT_S}
-
-        def wait(t: float) -> bool:
-            if reached():
-                return True
-            if t >= state["next"]:
-                state["next"] = t + TEMP_REPORT_S
-                self.send_line(" " + self.machine.temps_text() + " W:?")
-            return False
-
-        return wait
-
-    def _dwell_wait(self, dwell_s: float) -> Wait:
-        """G4: wait for the planner to empty, then dwell ``dwell_s`` seconds (scaled)."""
-        state: dict[str, float] = {}
-
-        def wait(t: float) -> bool:
-            if not self.machine.planner_empty():
-                return False
-            end = state.setdefault("end", t + dwell_s)
-            return t >= end
-
-        return wait

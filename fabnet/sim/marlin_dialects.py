@@ -26,6 +26,8 @@ class Dialect:
     firmware wanted and the one it received. An empty error text: the firmware prints none.
 
     resend: the resend request, ``{n}`` the line wanted; resend_ok: an ``ok`` follows it.
+    flush_on_error: the receive buffer is emptied before the request (Marlin's queue.cpp
+    gcode_line_error, Repetier's requestResend), so lines already received get no answer.
     skip_behind: lines behind a rejected one (and lines it already ran) are answered
     ``skip <n>`` + ``ok`` (Repetier) rather than each being rejected with an error + resend.
     faults: the lines printed for halt / thermal runaway / MINTEMP / MAXTEMP / heating failed.
@@ -41,6 +43,7 @@ class Dialect:
     no_line_number: str
     resend: str
     resend_ok: bool = True
+    flush_on_error: bool = True
     blank_before_resend: bool = False
     skip_behind: bool = False
 
@@ -140,6 +143,7 @@ DIALECTS: dict[str, Dialect] = {
         no_line_number="",
         resend="rs N{n}",
         resend_ok=False,
+        flush_on_error=False,
     ),
     # RepRapFirmware 1.x: a bad line becomes "M998 P<n>", answered "rs <n>" and an ok; no
     # error text and no Cap lines. The "rs " prefix and the ok are this simulator's reading
@@ -155,6 +159,7 @@ DIALECTS: dict[str, Dialect] = {
         no_checksum="",
         no_line_number="",
         resend="rs {n}",
+        flush_on_error=False,
     ),
 }
 
@@ -174,6 +179,20 @@ def checksum(text: str) -> int:
     for byte in text.encode("ascii", errors="replace"):
         value ^= byte
     return value
+
+
+def split_line(line: str) -> tuple[int | None, str, str | None]:
+    """``N12 G1 X5*71`` -> (12, "G1 X5", "71"); N None if missing or not a number, checksum
+    text None if there is no ``*``; an unnumbered line comes back whole as the command."""
+    body, star, sent_cs = line.rpartition("*") if "*" in line else (line, "", "")
+    if not line.startswith("N"):
+        return None, line if not star else body, sent_cs if star else None
+    number, _, cmd = body[1:].partition(" ")
+    try:
+        n = int(number)
+    except ValueError:
+        return None, body, sent_cs if star else None
+    return n, cmd.strip(), sent_cs if star else None
 
 
 class LineReceiver:
@@ -221,7 +240,8 @@ class LineReceiver:
     def reject(self, kind: str, got: int) -> None:
         """Word the error, ask for the line after the last accepted one."""
         d = self.dialect
-        self._flush()
+        if d.flush_on_error:
+            self._flush()
         text = d.error(kind, self.last_n, got)
         if text:
             self._send(text)

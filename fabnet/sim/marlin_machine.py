@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 AMBIENT_C = 21.0
@@ -21,6 +22,8 @@ SETTLED_C = 0.5  # cooling within this of the goal counts as there
 TEMP_WINDOW_C = 1.0  # M109/M190 consider the target reached within this
 HOMING_S = 3.0
 AXES = ("X", "Y", "Z", "E")
+TEMP_REPORT_S = 1.0  # M109/M190 print temperatures this often while waiting
+Wait = Callable[[float], bool]  # a command's wait: True once it may finish (monotonic s in)
 
 
 @dataclass
@@ -128,6 +131,26 @@ class Machine:
         self._enqueue(distance / (self.feed_mm_min / 60.0), now)
         return True
 
+    def apply(self, code: str, params: dict[str, float]) -> bool:
+        """Modes, position, fan and steppers (G90/G91 M82/M83 G92 M106/M107 M84/M18); False
+        if ``code`` is none of them."""
+        if code in ("G90", "G91"):
+            self.relative = code == "G91"
+            self.e_relative = self.relative
+        elif code in ("M82", "M83"):
+            self.e_relative = code == "M83"
+        elif code == "G92":
+            self.set_position(params)
+        elif code == "M106":
+            self.fan = int(max(0.0, min(255.0, params.get("S", 255.0))))
+        elif code == "M107":
+            self.fan = 0
+        elif code in ("M84", "M18"):
+            self.steppers_on = False
+        else:
+            return False
+        return True
+
     def quick_stop(self) -> None:
         """M410: drop every planned move (the position stays where the plan put it)."""
         self._moves.clear()
@@ -149,6 +172,16 @@ class Machine:
             if axis in params or not params:
                 self.position[axis] = params.get(axis, 0.0)
 
+    def snapshot(self) -> dict[str, float]:
+        """Targets (°C), fan (0..255), steppers (0/1) and position (mm, lower-case axes)."""
+        return {
+            "hotend_target_c": self.hotend.target_c,
+            "bed_target_c": self.bed.target_c,
+            "fan": float(self.fan),
+            "steppers_on": float(self.steppers_on),
+            **{axis.lower(): value for axis, value in self.position.items()},
+        }
+
     def temps_text(self) -> str:
         """Temperatures as Marlin prints them: ``T:21.00 /0.00 B:21.00 /0.00 @:0 B@:0``."""
         h, b = self.hotend, self.bed
@@ -161,3 +194,33 @@ class Machine:
             f"X:{p['X']:.2f} Y:{p['Y']:.2f} Z:{p['Z']:.2f} E:{p['E']:.2f} "
             f"Count X:{round(p['X'] * 80)} Y:{round(p['Y'] * 80)} Z:{round(p['Z'] * 400)}"
         )
+
+
+def heater_wait(
+    machine: Machine, reached: Callable[[], bool], now: float, report: Callable[[str], None]
+) -> Wait:
+    """M109/M190: finish once the heater is within the window; ``report`` temps meanwhile."""
+    state = {"next": now + TEMP_REPORT_S}
+
+    def wait(t: float) -> bool:
+        if reached():
+            return True
+        if t >= state["next"]:
+            state["next"] = t + TEMP_REPORT_S
+            report(" " + machine.temps_text() + " W:?")
+        return False
+
+    return wait
+
+
+def dwell_wait(machine: Machine, dwell_s: float) -> Wait:
+    """G4: wait for the planner to empty, then dwell ``dwell_s`` seconds (scaled)."""
+    state: dict[str, float] = {}
+
+    def wait(t: float) -> bool:
+        if not machine.planner_empty():
+            return False
+        end = state.setdefault("end", t + dwell_s)
+        return t >= end
+
+    return wait

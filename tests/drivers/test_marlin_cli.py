@@ -60,3 +60,39 @@ def test_print_refuses_unsafe_gcode_and_a_missing_profile(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "--profile" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("dialect", "fault"),
+    [("repetier", "lose:50"), ("smoothie", "corrupt:40"), ("rrf", "noline:30")],
+)
+def test_sim_speaks_a_dialect_and_print_recovers_its_resends(
+    tmp_path: Path, dialect: str, fault: str
+) -> None:
+    proc = subprocess.Popen(
+        [*FABNET, "sim", "marlin", "--speed", "1000", "--baud", "1000000",
+         "--dialect", dialect, "--fault", fault],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), path
+        gcode = write_gcode(tmp_path / "part.gcode", move_lines(120))
+        args = [str(gcode), "--driver", "marlin", "--port", path, "--baud", "1000000"]
+        result = CliRunner().invoke(print_command, [*args, "--profile", "prusa_mk3s"])
+        assert result.exit_code == 0, result.output
+        assert "done: part.gcode" in result.output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+
+
+def test_sim_refuses_an_unknown_dialect() -> None:
+    result = subprocess.run(
+        [*FABNET, "sim", "marlin", "--dialect", "klipper"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "klipper" in result.stderr, result.stderr
