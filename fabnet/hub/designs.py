@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fabnet.core.designs import Design as CoreDesign
-from fabnet.errors import InvalidInput, NotFound
+from fabnet.errors import FabnetError, InvalidInput, NotFound
 from fabnet.library.design import (
     Design,
     data_library_dir,
     design_facts,
-    list_designs,
-    list_library,
+    library_roots,
+    library_slugs,
+    load_design,
     resolve_design,
 )
 from fabnet.library.mesh_checks import MeshFacts
@@ -61,6 +62,8 @@ class DesignCatalog:
         self._seeded = seeded
         self._by_id: dict[str, DesignEntry] = {}
         self._lock = threading.Lock()
+        # slug -> why it was skipped at start (a bad design is reported, never fatal)
+        self.skipped: dict[str, str] = {}
 
     @classmethod
     def for_hub(cls, store: Store, data_dir: Path) -> DesignCatalog:
@@ -73,30 +76,36 @@ class DesignCatalog:
         return self._library_dir
 
     def register_library(self, now: datetime) -> int:
-        """Register every library design in the store; returns how many there are."""
-        listing = list_library if self._seeded else list_designs
-        for design in listing(self._library_dir):
-            self.register(design, now)
+        """Register every library design in the store; returns how many there are.
+
+        A design that cannot be used (broken design.toml, a mesh that is no mesh, a part
+        with no size) is logged and kept in ``skipped``, so one bad folder never stops a hub.
+        """
+        roots = library_roots(self._library_dir) if self._seeded else (self._library_dir,)
+        seen: set[str] = set()
+        for root in roots:
+            for slug in library_slugs(root):
+                if slug in seen:
+                    continue
+                seen.add(slug)
+                try:
+                    self.register(load_design(slug, root), now)
+                except (FabnetError, OSError) as exc:
+                    self.skipped[slug] = str(exc)
+                    log.warning("design %s skipped: %s", slug, exc)
         return len(self._by_id)
 
-    def register(self, design: Design, now: datetime) -> DesignEntry:
+    def register(
+        self, design: Design, now: datetime, facts: MeshFacts | None = None
+    ) -> DesignEntry:
+        """Register ``design`` (its ``facts`` when already measured, as for an upload checked
+        in a child process); InvalidInput when the facts make no part (see ``core_design``)."""
         with self._lock:
             if design.sha256 in self._by_id:
                 return self._by_id[design.sha256]
-        facts = design_facts(design)
+        facts = design_facts(design) if facts is None else facts
         entry = DesignEntry(design, facts)
-        core = CoreDesign(
-            design_id=design.sha256,
-            name=design.name,
-            bbox_mm=facts.size_mm,
-            author=design.author,
-            license=design.license,
-            version=design.version,
-            tags=design.tags,
-            triangles=facts.triangles,
-            volume_mm3=facts.volume_mm3,
-            watertight=facts.watertight,
-        )
+        core = core_design(design, facts)
         try:
             self._store.catalog.get_design(design.sha256)
         except NotFound:
@@ -127,6 +136,28 @@ class DesignCatalog:
     def entries(self) -> list[DesignEntry]:
         with self._lock:
             return sorted(self._by_id.values(), key=lambda e: e.design.slug)
+
+
+def core_design(design: Design, facts: MeshFacts) -> CoreDesign:
+    """The core's design for a library design; InvalidInput when the facts make no part
+    (``bbox_mm must be three sizes > 0`` for a flat mesh)."""
+    return CoreDesign(
+        design_id=design.sha256,
+        name=design.name,
+        bbox_mm=facts.size_mm,
+        author=design.author,
+        license=design.license,
+        version=design.version,
+        tags=design.tags,
+        triangles=facts.triangles,
+        volume_mm3=facts.volume_mm3,
+        watertight=facts.watertight,
+    )
+
+
+def accept_facts(facts: MeshFacts) -> None:
+    """Raise InvalidInput when ``facts`` could not be registered (before a design is stored)."""
+    CoreDesign(design_id="0" * 64, name="upload", bbox_mm=facts.size_mm)
 
 
 def estimate_part(facts: MeshFacts, material_name: str) -> tuple[float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from fabnet.library.design_toml import (
 )
 from fabnet.library.licenses import check_remix
 from fabnet.library.lineage import lineage
-from fabnet.library.mesh import check_mesh, load_mesh
+from fabnet.library.mesh import MeshFacts, MeshReport
+from fabnet.library.mesh_sandbox import check_upload
+
+STAGING = ".staging"  # inside a library: uploads being written, never listed as designs
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class Added:
 
     design: Design
     notes: tuple[str, ...]
+    facts: MeshFacts
 
 
 def add_design(
@@ -37,8 +42,15 @@ def add_design(
     slug: str,
     record: DesignRecord,
     directory: Path | None,
+    accept: Callable[[MeshFacts], None] | None = None,
+    check: Callable[[Path], MeshReport] = check_upload,
 ) -> Added:
     """Copy ``file`` into ``<directory>/<slug>/`` and write its design.toml.
+
+    Nothing reaches the library until the design is accepted: the mesh is checked by
+    ``check`` (by default in a limited child process), ``accept`` (the hub's own checks of
+    the facts) may raise, and the folder is written under ``<directory>/.staging`` and moved
+    into place only then; a refused design leaves nothing behind.
 
     ``directory`` is the user's library (a hub's ``<data_dir>/designs``); it is required, so
     that nothing is ever written into the seeded library fabnet ships. ``record.mesh`` is
@@ -65,12 +77,14 @@ def add_design(
         parent = load_design(record.remix_of, root)
         lineage(parent, root)
         notices = check_remix(parent.slug, parent.license, record.license)
-    report = check_mesh(load_mesh(file))
+    report = check(file)
     if not report.ok:
         error = report.error()
         raise MeshError(f"{file.name}: {error}", reason=error.reason, **error.facts)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=root))
+    if accept is not None:
+        accept(report.facts)
+    (root / STAGING).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{slug}-", dir=root / STAGING))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; a library folder is shared
         shutil.copyfile(file, staging / file.name)
@@ -80,7 +94,7 @@ def add_design(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("added design %s (%s)", slug, file.name)
-    return Added(load_design(slug, root), tuple(report.notes) + tuple(notices))
+    return Added(load_design(slug, root), tuple(report.notes) + tuple(notices), report.facts)
 
 
 def remix_design(
@@ -94,6 +108,7 @@ def remix_design(
     description: str = "",
     tags: tuple[str, ...] | None = None,
     directory: Path | None = None,
+    accept: Callable[[MeshFacts], None] | None = None,
 ) -> Added:
     """Add ``file`` to the library ``directory`` as a remix of ``parent_slug`` (looked up there
     and in the seeded library); the license defaults to the parent's. Raises as add_design."""
@@ -109,4 +124,4 @@ def remix_design(
         remix_of=parent.slug,
         source_url=None,
     )
-    return add_design(Path(file), slug, record, directory)
+    return add_design(Path(file), slug, record, directory, accept)

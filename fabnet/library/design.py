@@ -105,14 +105,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def library_slugs(directory: Path | None = None) -> list[str]:
+    """The slugs of the one library folder ``directory`` (default: the seeded library), sorted;
+    folders whose names are no slug (``.staging`` of uploads in progress) are not designs."""
+    root = directory or library_dir()
+    if not root.is_dir():
+        return []
+    names = (p.parent.name for p in root.glob(f"*/{DESIGN_FILE}"))
+    return sorted(name for name in names if SLUG.fullmatch(name))
+
+
 def list_designs(directory: Path | None = None) -> list[Design]:
     """Every design in the one library folder ``directory`` (default: the seeded library),
     sorted by slug; ConfigError for a broken one."""
     root = directory or library_dir()
-    if not root.is_dir():
-        return []
-    slugs = sorted(p.parent.name for p in root.glob(f"*/{DESIGN_FILE}"))
-    return [load_design(slug, root) for slug in slugs]
+    return [load_design(slug, root) for slug in library_slugs(root)]
 
 
 def list_library(directory: Path | None = None) -> list[Design]:
@@ -136,7 +143,7 @@ def find_folder(slug: str, directory: Path | None = None) -> Path | None:
 def load_design(slug: str, directory: Path | None = None) -> Design:
     """The design ``slug`` of ``library_roots(directory)``; NotFound when absent, ConfigError
     when its files are bad."""
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise NotFound(f"no design {slug!r}: slugs are lower-case-hyphenated")
     folder = find_folder(slug, directory)
     if folder is None:
@@ -193,13 +200,14 @@ def resolve_design(arg: str, directory: Path | None = None) -> Design:
     """A library slug or a path to an STL/3MF/OBJ file, as a Design; NotFound otherwise."""
     path = Path(arg)
     looks_like_path = path.suffix.lower() in MESH_SUFFIXES or os.sep in arg or "/" in arg
-    if looks_like_path or (path.is_file() and not SLUG.match(arg)):
+    if looks_like_path or (path.is_file() and not SLUG.fullmatch(arg)):
         return adhoc_design(path)
     return load_design(arg, directory)
 
 
 def design_facts(design: Design) -> MeshFacts:
-    """Mesh facts of ``design`` (raw file, mm), cached per content address."""
+    """Mesh facts of ``design`` (raw file, mm), cached per content address; MeshError for a
+    file that is not a usable mesh (over the triangle limit, say)."""
     return _facts_cached(design.mesh_path, design.sha256)
 
 

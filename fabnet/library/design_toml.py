@@ -13,7 +13,7 @@ from fabnet.library.licenses import parse_license
 from fabnet.library.mesh_io import MESH_SUFFIXES
 
 DESIGN_FILE = "design.toml"
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # always fullmatch: "$" would let "a\n" in
 REQUIRED = ("name", "author", "license", "version", "mesh")
 OPTIONAL = ("description", "tags", "remix_of", "source_url")
 MAX_TEXT = 4000
@@ -36,7 +36,7 @@ class DesignRecord:
 
 def check_slug(slug: str) -> str:
     """``slug`` when it is lower-case-hyphenated (``faceshield-frame``); ConfigError if not."""
-    if not SLUG.match(slug) or len(slug) > 80:
+    if not SLUG.fullmatch(slug) or len(slug) > 80:
         raise ConfigError(f"slug {slug!r} must be lower-case letters and digits joined by '-'")
     return slug
 
@@ -102,7 +102,7 @@ def validate_record(record: DesignRecord, path: Path) -> DesignRecord:
 
 
 def check_tag(tag: str, path: Path) -> None:
-    if not SLUG.match(tag):
+    if not SLUG.fullmatch(tag):
         raise ConfigError(f"{path}: tag {tag!r} must be lower-case words joined by '-'")
 
 

@@ -23,6 +23,7 @@ from fabnet.library.tolerances import (
     PLAUSIBLE_MAX_SIDE_MM,
     PLAUSIBLE_MIN_SIDE_MM,
     SHRINK_FACTORS,
+    SLIVER_VOLUME_MM3,
 )
 from fabnet.profiles.model import MachineProfile
 
@@ -94,8 +95,8 @@ class PreparedMesh:
     notes: tuple[str, ...]
 
 
-def _as_mesh(mesh: trimesh.Trimesh | Path | str) -> trimesh.Trimesh:
-    return mesh if isinstance(mesh, trimesh.Trimesh) else load_mesh(Path(mesh))
+def _as_mesh(mesh: trimesh.Trimesh | Path | str, max_triangles: int) -> trimesh.Trimesh:
+    return mesh if isinstance(mesh, trimesh.Trimesh) else load_mesh(Path(mesh), max_triangles)
 
 
 def _run(
@@ -114,6 +115,7 @@ def _run(
     repaired_mesh, notes = repair_mesh(mesh)
     repaired = mesh_facts(repaired_mesh)
     problems = [
+        *_shape_problems(repaired),
         *_units_problems(repaired),
         *_closure_problems(repaired),
         *_fit_problems(repaired, profile),
@@ -131,7 +133,7 @@ def check_mesh(
 
     Raises MeshError only when a file cannot be read as a mesh (``not_a_mesh``, ``empty``).
     """
-    report, _ = _run(_as_mesh(mesh), profile, max_triangles)
+    report, _ = _run(_as_mesh(mesh, max_triangles), profile, max_triangles)
     return report
 
 
@@ -146,7 +148,7 @@ def prepare_mesh(
     ``wrong_units``, ``not_watertight``, ``inside_out``, ``does_not_fit``. The input is not
     modified. ``notes`` say what was repaired.
     """
-    report, repaired = _run(_as_mesh(mesh), profile, max_triangles)
+    report, repaired = _run(_as_mesh(mesh, max_triangles), profile, max_triangles)
     if report.problems:
         raise report.error()
     for note in report.notes:
@@ -158,7 +160,25 @@ def _fmt(size: tuple[float, ...]) -> str:
     return " x ".join(f"{value:.1f}" for value in size)
 
 
+def _shape_problems(facts: MeshFacts) -> list[Problem]:
+    """A part must have three sizes and enclose some volume: a flat or hollow-less surface
+    (a double-sided square is closed, so watertight) cannot be made and would be refused
+    later, when the hub registers the design."""
+    if min(facts.size_mm) <= 0.0:
+        return [
+            Problem(
+                "flat",
+                f"flat: bbox_mm must be three sizes > 0, got {_fmt(facts.size_mm)} mm",
+            )
+        ]
+    if facts.volume_mm3 < SLIVER_VOLUME_MM3:
+        return [Problem("no_volume", f"encloses no volume: {facts.volume_mm3:.3g} mm³ (a surface)")]
+    return []
+
+
 def _units_problems(facts: MeshFacts) -> list[Problem]:
+    if min(facts.size_mm) <= 0.0:
+        return []
     largest = max(facts.size_mm)
     if largest > PLAUSIBLE_MAX_SIDE_MM:
         factor = next(

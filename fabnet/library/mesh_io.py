@@ -11,6 +11,7 @@ import trimesh
 
 from fabnet.errors import MeshError, NotFound
 from fabnet.library.threemf import read_3mf
+from fabnet.library.tolerances import MAX_TRIANGLES, MIN_ASCII_STL_FACET_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,15 @@ MESH_SUFFIXES = (".stl", ".obj", ".3mf")
 _PARSE_ERRORS = (ValueError, IndexError, KeyError, TypeError, struct.error, UnicodeDecodeError)
 
 
-def load_mesh(path: Path) -> trimesh.Trimesh:
+def load_mesh(path: Path, max_triangles: int = MAX_TRIANGLES) -> trimesh.Trimesh:
     """Load ``path`` as one raw mesh (``process=False``: every triangle kept), units mm.
 
-    Multi-object files (OBJ groups, 3MF build items) are concatenated into one mesh.
+    Multi-object files (OBJ groups, 3MF build items) are concatenated into one mesh. The
+    triangle count is bounded before the triangles are read: from a binary STL's header, an
+    ASCII STL's size, an OBJ's face lines, a 3MF's expanded components.
     Raises NotFound when the file is missing and MeshError with reason ``not_a_mesh``
-    (unknown suffix, unparseable content, a 3MF over its size bounds) or ``empty``.
+    (unknown suffix, unparseable content, a 3MF over its size bounds), ``too_many_triangles``
+    or ``empty``.
     """
     path = Path(path)
     if not path.is_file():
@@ -39,11 +43,12 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     if path.stat().st_size == 0:
         raise MeshError(f"{path.name}: file is empty (0 bytes)", reason="empty")
     if suffix == ".3mf":
-        vertices, faces = read_3mf(path)
+        vertices, faces = read_3mf(path, max_triangles)
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     elif suffix == ".stl":
-        mesh = _load_stl(path)
+        mesh = _load_stl(path, max_triangles)
     else:
+        _check_count(path, _obj_face_lines(path), max_triangles, "OBJ face lines")
         mesh = _load_obj(path)
     if len(mesh.faces) == 0:
         raise MeshError(f"{path.name}: the file holds no triangles", reason="empty")
@@ -53,14 +58,39 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     return mesh
 
 
-def _stl_kind(path: Path) -> str:
-    """``binary`` or ``ascii`` by the file's own structure; MeshError when it is neither."""
+def _check_count(path: Path, count: int, max_triangles: int, what: str) -> None:
+    if count > max_triangles:
+        raise MeshError(
+            f"{path.name}: too many triangles: {count}, the limit is {max_triangles} ({what})",
+            reason="too_many_triangles",
+        )
+
+
+def _obj_face_lines(path: Path) -> int:
+    """How many ``f`` lines an OBJ has (each is at least one triangle), read in 1 MiB chunks."""
+    count, last = 0, b"\n"
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            count += chunk.count(b"\nf ") + chunk.count(b"\nf\t")
+            count += int(last == b"\n" and chunk[:2] in (b"f ", b"f\t"))
+            last = chunk[-1:]
+    return count
+
+
+def _stl_kind(path: Path, max_triangles: int = MAX_TRIANGLES) -> str:
+    """``binary`` or ``ascii`` by the file's own structure; MeshError when it is neither or
+    when its header (binary) or its size (ASCII) says it holds over ``max_triangles``."""
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(84)
-    if size >= 84 and 84 + 50 * struct.unpack("<I", head[80:84])[0] == size:
-        return "binary"
+    if size >= 84:
+        declared = struct.unpack("<I", head[80:84])[0]
+        if 84 + 50 * declared == size:
+            _check_count(path, declared, max_triangles, "from the binary STL header")
+            return "binary"
     if head.lstrip().lower().startswith(b"solid"):
+        _check_count(path, size // MIN_ASCII_STL_FACET_BYTES, max_triangles,
+                     f"at most, from an ASCII STL of {size} bytes")  # fmt: skip
         return "ascii"
     raise MeshError(
         f"{path.name}: not an STL file (neither binary: 84 + 50 x n bytes, "
@@ -69,8 +99,8 @@ def _stl_kind(path: Path) -> str:
     )
 
 
-def _load_stl(path: Path) -> trimesh.Trimesh:
-    kind = _stl_kind(path)
+def _load_stl(path: Path, max_triangles: int) -> trimesh.Trimesh:
+    kind = _stl_kind(path, max_triangles)
     try:
         loaded = trimesh.load(str(path), file_type="stl", process=False)
     except _PARSE_ERRORS as exc:

@@ -16,7 +16,7 @@ from fabnet.library.mesh_checks import (
     face_signed_volumes,
     merged_view,
 )
-from fabnet.library.tolerances import SLIVER_MAX_FACES, SLIVER_VOLUME_MM3
+from fabnet.library.tolerances import MAX_FILL_OPEN_EDGES, SLIVER_MAX_FACES, SLIVER_VOLUME_MM3
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,13 @@ def _fill_holes(mesh: trimesh.Trimesh, notes: list[str]) -> trimesh.Trimesh:
     """Close holes with trimesh's ``fill_holes`` when that makes the mesh closed."""
     opened = _edges(mesh).open_edges
     if opened == 0:
+        return mesh
+    if opened > MAX_FILL_OPEN_EDGES:
+        # trimesh's fill_holes walks every open loop in Python: a triangle soup would take
+        # minutes and gigabytes, and holes that large are no repair anyway.
+        notes.append(
+            f"did not try to fill holes: {opened} open edges, more than {MAX_FILL_OPEN_EDGES}"
+        )
         return mesh
     trial = mesh.copy()
     trial.fill_holes()

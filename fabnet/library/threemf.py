@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 from xml.etree import ElementTree
@@ -20,6 +22,8 @@ from fabnet.library.tolerances import (
     MAX_3MF_MEMBERS,
     MAX_3MF_RATIO,
     MAX_3MF_UNCOMPRESSED_BYTES,
+    MAX_TRIANGLES,
+    MAX_VERTICES,
     RATIO_CHECK_MIN_BYTES,
 )
 
@@ -40,6 +44,26 @@ Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 # (vertices (n, 3) float64 mm, faces (m, 3) int64)
 Part = tuple[Floats, Ints]
+MAX_DEPTH = 16
+
+# What a damaged or hostile archive makes zipfile, zlib, ElementTree and numpy raise: each is
+# the file's fault, so each becomes a MeshError (HTTP 400), never an unhandled error.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ElementTree.ParseError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    KeyError,
+    IndexError,
+    LookupError,
+    NotImplementedError,  # an unsupported compression method
+    RuntimeError,  # an encrypted member
+)
 
 
 class _Budget:
@@ -95,12 +119,32 @@ def check_archive(archive: zipfile.ZipFile, name: str) -> None:
             )
 
 
-def read_3mf(path: Path) -> tuple[Floats, Ints]:
+def read_3mf(path: Path, max_triangles: int = MAX_TRIANGLES) -> tuple[Floats, Ints]:
     """All build items of a 3MF file as one mesh: (vertices (n, 3) mm, faces (m, 3)).
 
-    Raises MeshError ``not_a_mesh`` for a bad zip, a missing model part, malformed XML or
-    an archive over the limits in ``tolerances``.
+    Components are counted before any is expanded, so an archive whose objects nest
+    components into more than ``max_triangles`` triangles is refused without allocating them.
+    Raises MeshError ``too_many_triangles`` for that, and ``not_a_mesh`` for a bad zip, a
+    damaged member, a missing model part, malformed XML or numbers, or an archive over the
+    limits in ``tolerances``.
     """
+    try:
+        parts = _read_parts(path, max_triangles)
+    except MeshError:
+        raise
+    except _READ_ERRORS as exc:
+        raise MeshError(
+            f"{path.name}: malformed 3MF: {type(exc).__name__}: {exc}", reason="not_a_mesh"
+        ) from exc
+    if not parts:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+    vertices = np.concatenate([v for v, _ in parts])
+    faces = np.concatenate([f + offset for (_, f), offset in zip(parts, offsets, strict=True)])
+    return vertices, faces
+
+
+def _read_parts(path: Path, max_triangles: int) -> list[Part]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -110,16 +154,21 @@ def read_3mf(path: Path) -> tuple[Floats, Ints]:
     with archive:
         check_archive(archive, path.name)
         reader = _ModelReader(archive, path.name)
-        try:
-            parts = reader.build(reader.root_part())
-        except (ElementTree.ParseError, ValueError, KeyError, IndexError) as exc:
-            raise MeshError(f"{path.name}: malformed 3MF: {exc}", reason="not_a_mesh") from exc
-    if not parts:
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
-    vertices = np.concatenate([v for v, _ in parts])
-    faces = np.concatenate([f + offset for (_, f), offset in zip(parts, offsets, strict=True)])
-    return vertices, faces
+        root = reader.root_part()
+        triangles, vertices = reader.expanded_size(root)
+        if triangles > max_triangles:
+            raise MeshError(
+                f"{path.name}: its components expand to {triangles} triangles, more than "
+                f"the limit of {max_triangles}",
+                reason="too_many_triangles",
+            )
+        if vertices > MAX_VERTICES:
+            raise MeshError(
+                f"{path.name}: its components expand to {vertices} vertices, more than "
+                f"the limit of {MAX_VERTICES}",
+                reason="too_many_triangles",
+            )
+        return reader.build(root)
 
 
 class _ModelReader:
@@ -164,39 +213,87 @@ class _ModelReader:
                 self.root = root
         return self.parts[part]
 
-    def build(self, part: str) -> list[Part]:
-        """Every build item's mesh, transformed, in mm (the root part's unit applies)."""
-        scale, _ = self._objects(part)
+    def _items(self, part: str) -> list[tuple[str, str, ElementTree.Element]]:
+        """(model part, object id, item element) of every build item of the root ``part``."""
+        self._objects(part)
         assert self.root is not None
-        out: list[Part] = []
-        for item in self.root.iter(f"{CORE_NS}item"):
-            target = item.get(PROD_PATH, "").lstrip("/") or part
-            out.extend(self._object(target, item.get("objectid", ""), _matrix(item), depth=0))
-        return [(vertices * scale, faces) for vertices, faces in out]
+        return [
+            (item.get(PROD_PATH, "").lstrip("/") or part, item.get("objectid", ""), item)
+            for item in self.root.iter(f"{CORE_NS}item")
+        ]
 
-    def _object(self, part: str, object_id: str, matrix: Floats, depth: int) -> list[Part]:
-        if depth > 16:
-            raise MeshError(f"{self.name}: components nest deeper than 16", reason="not_a_mesh")
+    def expanded_size(self, part: str) -> tuple[int, int]:
+        """(triangles, vertices) the build of ``part`` expands to, components counted as many
+        times as they are used; each object is counted once (memoised), nothing is built."""
+        memo: dict[tuple[str, str], tuple[int, int]] = {}
+        triangles = vertices = 0
+        for target, object_id, _ in self._items(part):
+            t, v = self._count(target, object_id, memo, depth=0)
+            triangles, vertices = triangles + t, vertices + v
+        return triangles, vertices
+
+    def _count(
+        self, part: str, object_id: str, memo: dict[tuple[str, str], tuple[int, int]], depth: int
+    ) -> tuple[int, int]:
+        key = (part, object_id)
+        if key in memo:
+            return memo[key]
+        if depth > MAX_DEPTH:
+            raise MeshError(
+                f"{self.name}: components nest deeper than {MAX_DEPTH}", reason="not_a_mesh"
+            )
+        obj = self._find(part, object_id)
+        triangles = vertices = 0
+        mesh = obj.find(f"{CORE_NS}mesh")
+        if mesh is not None:
+            triangles = sum(1 for _ in mesh.iter(f"{CORE_NS}triangle"))
+            vertices = sum(1 for _ in mesh.iter(f"{CORE_NS}vertex"))
+        for comp in obj.iter(f"{CORE_NS}component"):
+            t, v = self._count(_component_part(comp, part), comp.get("objectid", ""), memo,
+                               depth + 1)  # fmt: skip
+            triangles, vertices = triangles + t, vertices + v
+        memo[key] = (triangles, vertices)
+        return memo[key]
+
+    def _find(self, part: str, object_id: str) -> ElementTree.Element:
         _, objects = self._objects(part)
         obj = objects.get(object_id)
         if obj is None:
             raise MeshError(
                 f"{self.name}: {part} has no object id {object_id}", reason="not_a_mesh"
             )
+        return obj
+
+    def build(self, part: str) -> list[Part]:
+        """Every build item's mesh, transformed, in mm (the root part's unit applies)."""
+        scale, _ = self._objects(part)
+        out: list[Part] = []
+        for target, object_id, item in self._items(part):
+            out.extend(self._object(target, object_id, _matrix(item), depth=0))
+        return [(vertices * scale, faces) for vertices, faces in out]
+
+    def _object(self, part: str, object_id: str, matrix: Floats, depth: int) -> list[Part]:
+        if depth > MAX_DEPTH:
+            raise MeshError(
+                f"{self.name}: components nest deeper than {MAX_DEPTH}", reason="not_a_mesh"
+            )
+        obj = self._find(part, object_id)
         mesh = obj.find(f"{CORE_NS}mesh")
         out: list[Part] = []
         if mesh is not None:
             vertices, faces = _mesh_arrays(mesh)
             out.append((_transform(vertices, matrix), faces))
         for comp in obj.iter(f"{CORE_NS}component"):
-            target = (
-                posixpath.normpath(comp.get(PROD_PATH, "").lstrip("/"))
-                if comp.get(PROD_PATH)
-                else part
-            )
             child = _matrix(comp) @ matrix
+            target = _component_part(comp, part)
             out.extend(self._object(target, comp.get("objectid", ""), child, depth + 1))
         return out
+
+
+def _component_part(comp: ElementTree.Element, part: str) -> str:
+    """The model part a component's object lives in: its ``p:path``, else ``part``."""
+    path = comp.get(PROD_PATH)
+    return posixpath.normpath(path.lstrip("/")) if path else part
 
 
 def _mesh_arrays(mesh: ElementTree.Element) -> tuple[Floats, Ints]:
@@ -230,4 +327,5 @@ def _matrix(element: ElementTree.Element) -> Floats:
 
 def _transform(vertices: Floats, matrix: Floats) -> Floats:
     """Apply a row-vector 3MF matrix to (n, 3) vertices."""
-    return np.asarray(vertices @ matrix[:3, :3] + matrix[3, :3], dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN is refused after loading
+        return np.asarray(vertices @ matrix[:3, :3] + matrix[3, :3], dtype=np.float64)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,20 @@ from typing import Any
 from werkzeug.datastructures import FileStorage
 
 from fabnet.errors import InvalidInput
-from fabnet.hub.designs import DesignEntry
+from fabnet.hub.designs import DesignEntry, accept_facts
 from fabnet.library.catalog import Added, add_design, remix_design
 from fabnet.library.design_toml import DesignRecord
 from fabnet.library.licenses import NOASSERTION, is_share_alike, parse_license
 from fabnet.library.lineage import credits
 from fabnet.library.mesh_io import MESH_SUFFIXES
+from fabnet.library.tolerances import MAX_UPLOAD_BYTES
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext
 from fabnet.web.api.jobs import paged
 from fabnet.web.auth import MAKER, OPERATOR, REQUESTER, User
 from fabnet.web.openapi import ApiRoutes, user_of
 from fabnet.web.schemas import Field, ListOf, Schema
+
+log = logging.getLogger(__name__)
 
 ANY_ROLE = (MAKER, REQUESTER, OPERATOR)
 SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
@@ -158,6 +163,9 @@ def _saved(upload: FileStorage, folder: Path) -> Path:
     stem = SAFE_STEM.sub("-", Path(name).stem).strip("-.") or "mesh"
     path = folder / f"{stem[:80]}{suffix}"
     upload.save(path)
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise InvalidInput(f"file must be at most {MAX_UPLOAD_BYTES} bytes, got {size}")
     return path
 
 
@@ -180,7 +188,17 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         return data
 
     def added(result: Added) -> dict[str, Any]:
-        return detail(catalog.register(result.design, ctx.clock()), result.notes)
+        """Register a design just added (facts measured by its check); should the hub still
+        refuse it, its folder goes, so that the library never holds a design the hub can't."""
+        registered = False
+        try:
+            entry = catalog.register(result.design, ctx.clock(), result.facts)
+            registered = True
+        finally:
+            if not registered and result.design.directory is not None:
+                shutil.rmtree(result.design.directory, ignore_errors=True)
+                log.warning("design %s removed again: the hub refused it", result.design.slug)
+        return detail(entry, result.notes)
 
     @routes.route(
         "GET",
@@ -229,7 +247,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         )
         with tempfile.TemporaryDirectory(prefix="fabnet-upload-") as folder:
             path = _saved(form["file"], Path(folder))
-            return added(add_design(path, form["slug"], record, ctx.library_dir))
+            return added(add_design(path, form["slug"], record, ctx.library_dir, accept_facts))
 
     @routes.route(
         "POST",
@@ -255,5 +273,6 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
                 description=form["description"],
                 tags=_tags(form["tags"]) or None,
                 directory=ctx.library_dir,
+                accept=accept_facts,
             )
             return added(result)
