@@ -100,6 +100,7 @@ class HubConfig:
     slicer: str
     machine_slicers: dict[str, str] = field(default_factory=dict)  # "<agent>/<machine>" -> name
     http_threads: int = DEFAULT_HTTP_THREADS  # at most half of them serve live pages
+    max_machines_per_agent: int = 64  # more machine statuses from one agent are dropped
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def load_hub_config(path: Path) -> HubConfig:
         slicer=hub.text("slicer", "builtin", choices=SLICER_CHOICES),
         machine_slicers=_machine_slicers(root),
         http_threads=http.integer("threads", 4, 256, DEFAULT_HTTP_THREADS),
+        max_machines_per_agent=hub.integer("max_machines_per_agent", 1, 10_000, 64),
     )
     for table in (hub, broker, db, http, root):
         table.finish()

@@ -28,6 +28,7 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
             "max_attempts",
             "sweep_interval_s",
             "slicer",
+            "max_machines_per_agent",
         }
     ),
     "broker": frozenset({"url", "username", "password", "password_file", "ca_file", "accounts"}),

@@ -70,7 +70,10 @@ class BrokerHandle:
 
 
 def _start(data_dir: Path) -> BrokerHandle:
-    broker = MosquittoBroker(data_dir, users=DEFAULT_USERS, hub_user=HUB_USER)
+    # several connections per username (fresh client ids per test): ids stay unbound here
+    broker = MosquittoBroker(
+        data_dir, users=DEFAULT_USERS, hub_user=HUB_USER, bind_client_ids=False
+    )
     broker.start()
     return BrokerHandle(broker=broker, users=dict(DEFAULT_USERS))
 

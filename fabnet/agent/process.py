@@ -96,7 +96,8 @@ class Agent:
             state=AgentState.ONLINE, version=__version__, machines=machine_ids
         )
         b = config.broker
-        settings = BusSettings.from_broker(b, f"agent-{self.agent_id}")
+        # The broker binds an agent's client id to its username (issue 13): use that one.
+        settings = BusSettings.from_broker(b, b.username)
         self.bus = BusClient(settings, will=(self._status_topic, self._offline))
         self.journal = Journal(config.data_dir / JOURNAL_FILE)
         self.outbox = Outbox(self.bus, self.journal)

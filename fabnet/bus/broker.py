@@ -83,10 +83,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def check_login(
-    host: str, port: int, username: str | None, password: str | None, timeout_s: float = 5.0
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    timeout_s: float = 5.0,
+    client_id: str | None = None,
 ) -> bool:
     """True if the broker accepts an MQTT v5 login with these credentials (None: anonymous)
-    within ``timeout_s``. Raises OSError if nothing listens there."""
+    within ``timeout_s``, as ``client_id`` (default: the username, the one client id the broker
+    lets an agent use; beware that this displaces a live connection with that id). Raises
+    OSError if nothing listens there."""
     verdict: list[bool] = []
     answered = threading.Event()
 
@@ -96,7 +103,7 @@ def check_login(
 
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"fabnet-probe-{secrets.token_hex(6)}",
+        client_id=client_id or username or f"fabnet-probe-{secrets.token_hex(6)}",
         protocol=MQTTProtocolVersion.MQTTv5,
     )
     if username is not None:
@@ -137,7 +144,8 @@ class MosquittoBroker:
     (``accounts="file"``) or the dynamic-security plugin's JSON (``"dynsec"``: the hub user is
     its admin, ``admin()`` manages agents at run time) are written; without, ``data_dir`` must
     already hold them (as ``fabnet broker-config`` writes). With ``tls`` a TLS listener is added
-    on ``tls_port`` (a free one when None).
+    on ``tls_port`` (a free one when None). ``bind_client_ids`` (see ``config_text``) is off
+    only for test brokers that take several connections per username.
     """
 
     host = "127.0.0.1"
@@ -153,6 +161,7 @@ class MosquittoBroker:
         tls: TlsFiles | None = None,
         tls_port: int | None = None,
         start_timeout_s: float = 10.0,
+        bind_client_ids: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +172,7 @@ class MosquittoBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self.accounts, self.hub_user = accounts, hub_user
         self.tls, self._tls_port = tls, tls_port
+        self.bind_client_ids = bind_client_ids
         self._hub_password = users.get(hub_user) if users else None
         if users is not None and accounts == DYNSEC:
             agents = {u: p for u, p in users.items() if u != hub_user}
@@ -249,6 +259,7 @@ class MosquittoBroker:
             tls=self.tls,
             tls_port=self._tls_port or DEFAULT_TLS_PORT,
             tls_bind=self.host,
+            bind_client_ids=self.bind_client_ids,
         )
         conf = _write_private(self.data_dir / CONFIG_FILE, text)
         stderr_path = self.data_dir / "mosquitto.stderr"

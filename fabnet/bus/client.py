@@ -26,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fabnet.bus import tls as bus_tls
+from fabnet.bus.drops import DropLog
 from fabnet.bus.messages import DropReason, InvalidMessage, Message, decode_at, encode
 from fabnet.bus.settings import BusSettings, check_settings
 from fabnet.bus.topics import Topic, parse, strip_share
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 paho_log = logging.getLogger(f"{__name__}.paho")
 
 Handler = Callable[[Topic, Message], None]
-_LOG_EVERY = 1000  # after the first 100 drops of one reason, log one line per this many
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class BusClient:
         self._n: dict[str, int] = dict.fromkeys(
             ("received", "handled", "published", "handler_errors", "refused", "connects"), 0
         )
-        self._dropped: dict[str, int] = {}
+        self._drops = DropLog(log)  # one line per dropped message, rate-limited
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -231,7 +231,7 @@ class BusClient:
     def counters(self) -> BusCounters:
         """A consistent snapshot of the counters."""
         with self._count_lock:
-            return BusCounters(dropped=dict(self._dropped), **self._n)
+            return BusCounters(dropped=dict(self._drops.counts()), **self._n)
 
     def __enter__(self) -> BusClient:
         self.start()
@@ -342,11 +342,7 @@ class BusClient:
                 log.warning("%s: broker refused a subscription: %s", self.settings.client_id, rc)
 
     def _drop(self, reason: DropReason, topic: str, detail: str) -> None:
-        with self._count_lock:
-            n = self._dropped.get(reason.value, 0) + 1
-            self._dropped[reason.value] = n
-        if n <= 100 or n % _LOG_EVERY == 0:
-            log.warning("dropped message #%d (%s) on %.120s: %s", n, reason.value, topic, detail)
+        self._drops.drop(reason.value, topic, detail)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._count("received")

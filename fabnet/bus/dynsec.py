@@ -6,6 +6,12 @@ and removes agents' broker accounts at run time over ``$CONTROL/dynamic-security
 Mosquitto 2.0.11's plugin does not substitute ``%u`` in ACL topics (measured: a role with
 ``fabnet/v1/agents/%u/#`` lets no agent publish anywhere), so each agent gets a role of its own,
 ``fabnet-agent-<id>``, whose topics name the agent.
+
+Each agent's client is bound to the client id ``agent_client_id(agent)`` (the plugin's
+``clientid``): the broker then refuses that username with any other client id, so no agent can
+connect under another agent's or the hub's client id and take over its session (issue 13;
+measured on 2.0.11: the log-in is refused "not authorised" and the holder stays connected).
+The hub's own client is not bound: it also opens short admin connections with fresh ids.
 """
 
 from __future__ import annotations
@@ -72,6 +78,12 @@ def find_plugin(search_dirs: Sequence[str] = PLUGIN_DIRS) -> Path:
     )
 
 
+def agent_client_id(agent: str) -> str:
+    """The only client id the broker lets agent ``agent`` use: its username (as
+    ``use_username_as_clientid`` makes it with a password file, so both modes agree)."""
+    return check_id(agent, "agent")
+
+
 def agent_role(agent: str) -> str:
     """The role that keeps agent ``agent`` inside ``fabnet/v1/agents/<agent>/``."""
     return AGENT_ROLE_PREFIX + check_id(agent, "agent")
@@ -112,20 +124,26 @@ def agent_acls(agent: str) -> list[dict[str, Any]]:
 
 
 def client_entry(
-    username: str, password: str, roles: Sequence[str], salt: bytes | None = None
+    username: str,
+    password: str,
+    roles: Sequence[str],
+    salt: bytes | None = None,
+    clientid: str | None = None,
 ) -> dict[str, Any]:
-    """A client of the plugin's JSON file: PBKDF2-HMAC-SHA512 of ``password``, base64."""
+    """A client of the plugin's JSON file: PBKDF2-HMAC-SHA512 of ``password``, base64;
+    with ``clientid`` only that client id may log in as ``username``."""
     if not password:
         raise InvalidInput(f"broker password of {username!r} must not be empty")
     salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
-    return {
+    entry = {
         "username": check_id(username, "broker username"),
         "password": base64.b64encode(digest).decode(),
         "salt": base64.b64encode(salt).decode(),
         "iterations": PBKDF2_ITERATIONS,
         "roles": [{"rolename": r} for r in roles],
     }
+    return entry if clientid is None else {**entry, "clientid": clientid}
 
 
 def initial_config(hub_user: str, hub_password: str, agents: Mapping[str, str]) -> dict[str, Any]:
@@ -138,7 +156,8 @@ def initial_config(hub_user: str, hub_password: str, agents: Mapping[str, str]) 
         {"rolename": HUB_ROLE, "acls": hub_acls()},
     ]
     for agent, password in sorted(agents.items()):
-        clients.append(client_entry(agent, password, [agent_role(agent)]))
+        role = [agent_role(agent)]
+        clients.append(client_entry(agent, password, role, clientid=agent_client_id(agent)))
         roles.append({"rolename": agent_role(agent), "acls": agent_acls(agent)})
     return {"clients": clients, "groups": [], "roles": roles, "defaultACLAccess": DEFAULT_ACCESS}
 
@@ -244,7 +263,7 @@ class DynsecAdmin:
             [
                 {"command": "createRole", "rolename": role, "acls": agent_acls(agent)},
                 {"command": "createClient", "username": agent, "password": password,
-                 "roles": [{"rolename": role}]},
+                 "clientid": agent_client_id(agent), "roles": [{"rolename": role}]},
             ]
         )  # fmt: skip
         role_is_new = self._check(made_role, f"role {role!r}", tolerate=ALREADY_EXISTS)
@@ -257,12 +276,23 @@ class DynsecAdmin:
         log.info("broker %s: agent %s created", self.where, agent)
 
     def set_password(self, agent: str, password: str) -> None:
-        """Give ``agent`` a new password; creates its client (and role) if the broker has none."""
-        (answer,) = self.run(
-            [{"command": "setClientPassword", "username": agent, "password": password}]
+        """Give ``agent`` a new password and bind its client id (clients made before the
+        binding get it here); creates its client (and role) if the broker has none."""
+        answer, _bound = self.run(
+            [
+                {"command": "setClientPassword", "username": agent, "password": password},
+                {"command": "setClientId", "username": agent, "clientid": agent_client_id(agent)},
+            ]
         )
         if not self._check(answer, f"for agent {agent!r}", tolerate=NOT_FOUND):
             self.create_agent(agent, password)
+
+    def bind_client_id(self, agent: str) -> None:
+        """Let ``agent`` log in only as ``agent_client_id(agent)`` (for clients made before
+        fabnet bound them)."""
+        cid = agent_client_id(agent)
+        (answer,) = self.run([{"command": "setClientId", "username": agent, "clientid": cid}])
+        self._check(answer, f"for agent {agent!r}")
 
     def disable(self, agent: str) -> None:
         """Disconnect ``agent`` now and refuse its log-ins until ``enable``."""

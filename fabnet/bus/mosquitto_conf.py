@@ -81,14 +81,21 @@ def write_acl_file(path: Path, hub_user: str) -> Path:
     return _write_private(path, acl_text(hub_user))
 
 
-def _auth_lines(data: Path, accounts: str) -> list[str]:
+def _auth_lines(data: Path, accounts: str, bind_client_ids: bool) -> list[str]:
     """Who may log in and what they may do: the password file and ACL (``file``), or the
-    dynamic-security plugin with its state in ``data`` (``dynsec``)."""
+    dynamic-security plugin with its state in ``data`` (``dynsec``).
+
+    Client ids are tied to usernames so that no agent can take over another's (or the hub's)
+    session by naming its client id (issue 13): the plugin binds each agent's client to its
+    own client id (see ``dynsec``); with a password file the only way Mosquitto 2.0 has is
+    ``use_username_as_clientid``, which makes every connection's client id its username — so
+    one connection per username, and several hub processes need the plugin."""
     if accounts == DYNSEC:
         return dynsec.conf_lines(data / dynsec.CONFIG_FILE)
     if accounts != FILE:
         raise InvalidInput(f"broker accounts must be {FILE!r} or {DYNSEC!r}, got {accounts!r}")
-    return [f"password_file {data / PASSWORD_FILE}", f"acl_file {data / ACL_FILE}"]
+    lines = [f"password_file {data / PASSWORD_FILE}", f"acl_file {data / ACL_FILE}"]
+    return [*lines, "use_username_as_clientid true"] if bind_client_ids else lines
 
 
 def config_text(
@@ -101,11 +108,13 @@ def config_text(
     tls: TlsFiles | None = None,
     tls_port: int = DEFAULT_TLS_PORT,
     tls_bind: str | None = None,
+    bind_client_ids: bool = True,
 ) -> str:
     """A mosquitto.conf with one authenticated listener on ``bind`` (plus, with ``tls``, a TLS
     listener on ``tls_port``, all interfaces unless ``tls_bind``), users and ACL as ``accounts``
     says, persistence in ``data_dir`` (saved every ``autosave_interval_s`` seconds: at most that
-    much is lost to a SIGKILL) and a log."""
+    much is lost to a SIGKILL) and a log. ``bind_client_ids=False`` (tests that open several
+    connections per user only) leaves a password-file broker's client ids free."""
     data = Path(data_dir).resolve()
     head = "users/ACL: $CONTROL/dynamic-security/v1" if accounts == DYNSEC else "reload: SIGHUP"
     return "\n".join(
@@ -115,7 +124,7 @@ def config_text(
             f"listener {port} {bind}",
             *(bus_tls.listener_lines(tls_port, tls, tls_bind) if tls else []),
             "allow_anonymous false",
-            *_auth_lines(data, accounts),
+            *_auth_lines(data, accounts, bind_client_ids),
             f"max_packet_size {MAX_PAYLOAD_BYTES + PACKET_MARGIN_BYTES}",
             "max_queued_messages 100000",  # per offline session; the default 1000 loses events
             "set_tcp_nodelay true",

@@ -35,7 +35,11 @@ class BusSettings:
 
     @classmethod
     def from_broker(cls, broker: Any, client_id: str) -> BusSettings:
-        """From a ``fabnet.config.BrokerConfig`` (host, port, login, tls, ca_file)."""
+        """From a ``fabnet.config.BrokerConfig`` (host, port, login, tls, ca_file). A hub whose
+        broker has a password file (``accounts = "file"``) gets its username as client id:
+        that broker's ``use_username_as_clientid`` makes it so whatever we send."""
+        if getattr(broker, "accounts", None) == "file":
+            client_id = broker.username
         return cls(
             broker.host,
             broker.port,

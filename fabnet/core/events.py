@@ -14,6 +14,14 @@ from fabnet.errors import InvalidInput
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_OFFER_S = 30.0
+# How far an agent's reported figures may stray from the hub's analysis of the G-code it was
+# assigned before a completion is refused (issue 13): a real run uses up to a purge line and
+# a failed-and-resumed print more filament than the analysis, and a slow machine, pauses and
+# a heat-up take far longer than the estimate; a forged 10^12 is outside either way.
+COMPLETION_GRAMS_FACTOR = 3.0
+COMPLETION_GRAMS_SLACK = 20.0  # g
+COMPLETION_TIME_FACTOR = 10.0
+COMPLETION_TIME_SLACK_S = 3600.0
 
 
 def _positive(name: str, value: float) -> None:
@@ -120,6 +128,31 @@ class TaskCompleted:
             raise InvalidInput(f"grams must be >= 0, got {self.grams!r}")
         if self.machine_hours < 0:
             raise InvalidInput(f"machine_hours must be >= 0, got {self.machine_hours!r}")
+
+
+def completion_problem(
+    assigned_sha256: str | None,
+    expected_grams: float,
+    expected_s: float,
+    event_sha256: str,
+    grams: float,
+    machine_s: float,
+) -> str | None:
+    """Why a reported completion cannot be credited, None if it can. ``assigned_sha256`` is
+    the file the hub assigned for that offer (None: no G-code was assigned); the agent must
+    report that file's sha256, grams in 0..3x the analysis + 20 g and machine seconds in
+    0..10x the estimate + 1 h (``COMPLETION_*``)."""
+    if assigned_sha256 is None:
+        return "no G-code was assigned for this attempt"
+    if event_sha256.lower() != assigned_sha256.lower():
+        return f"sha256 {event_sha256[:16]}… is not the assigned file's {assigned_sha256[:16]}…"
+    max_grams = COMPLETION_GRAMS_FACTOR * max(expected_grams, 0.0) + COMPLETION_GRAMS_SLACK
+    if not 0.0 <= grams <= max_grams:
+        return f"grams must be 0..{max_grams:.1f} for this file, got {grams!r}"
+    max_s = COMPLETION_TIME_FACTOR * max(expected_s, 0.0) + COMPLETION_TIME_SLACK_S
+    if not 0.0 <= machine_s <= max_s:
+        return f"machine_s must be 0..{max_s:.0f} for this file, got {machine_s!r}"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,9 @@ Idempotency has two layers, and both hold:
   state is ignored with ``WRONG_STATE``, ``FINAL`` or ``NOT_DUE``. A task is ``done`` once.
 
 Agent events are accepted from any leased state of their offer (claimed, preparing, running),
-because hubs sharing a subscription may handle one agent's events out of order.
+because hubs sharing a subscription may handle one agent's events out of order — except
+``task.completed``, which needs the G-code assigned first (preparing or running): the hub moves
+the task to preparing before it sends ``task.assign``, so no honest completion comes earlier.
 
 An *attempt* is one claim of the task by one machine. Every attempt that ends other than
 ``done`` or ``released`` uses one of ``max_attempts``; the last one ends the task as ``failed``.
@@ -264,7 +266,8 @@ def _end_attempt(
 
 
 def _on_completed(task: TaskSnapshot, event: TaskCompleted, now: datetime) -> Outcome:
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
+    # Not from ``claimed``: nothing can have run before the hub assigned G-code (issue 13).
+    bad = _check_holder(task, event, event.machine_id, event.offer_no, ASSIGNED_STATES)
     if bad:
         return bad
     attempts, ended = _end_attempt(task, event, now, AttemptCause.DONE)
@@ -279,6 +282,9 @@ def _on_completed(task: TaskSnapshot, event: TaskCompleted, now: datetime) -> Ou
         attempts=attempts,
     )
     return replace(moved, attempt_ended=ended, completed=event)
+
+
+ASSIGNED_STATES = frozenset({TaskState.PREPARING, TaskState.RUNNING})
 
 
 def _interrupt(

@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabnet.core.jobs import Quality
+from fabnet.core.states import LEASED_TASK_STATES
+from fabnet.core.tasks import TaskSnapshot
 from fabnet.errors import NotFound, SafetyError
 from fabnet.gcode import analyse, check
 from fabnet.hub.designs import DesignEntry
@@ -39,6 +42,16 @@ class Artifact:
     time_s: float
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """What the hub assigned for one (task, offer): the file's sha256 and its analysed grams
+    and seconds (None in records from before they were kept)."""
+
+    sha256: str
+    grams: float | None
+    time_s: float | None
+
+
 class ArtifactStore:
     """Produces, caches and authorises task G-code under ``root``."""
 
@@ -48,8 +61,8 @@ class ArtifactStore:
         self._root = root
         self._cache_dir = root / "gcode"
         self._assign_dir = root / "assignments"
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
-        self._assign_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (root, self._cache_dir, self._assign_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._slicer = slicer
         self._machine_slicers = dict(machine_slicers or {})
         self._secret = _load_secret(root / "token.secret")
@@ -132,8 +145,19 @@ class ArtifactStore:
     def record_assignment(self, task_id: str, offer_no: int, artifact: Artifact) -> str:
         """Remember which file (task, offer) may fetch and return its one-task token."""
         record = self._assign_dir / f"{task_id}-{offer_no}.json"
-        record.write_text(json.dumps({"path": artifact.path.name, "sha256": artifact.sha256}))
+        fields = {"path": artifact.path.name, "sha256": artifact.sha256}
+        figures = {"grams": artifact.grams, "time_s": artifact.time_s}
+        record.write_text(json.dumps({**fields, **figures}))
         return self.token(task_id, offer_no)
+
+    def assignment(self, task_id: str, offer_no: int) -> Assignment | None:
+        """The record of what (task, offer) was assigned, None if no G-code was assigned."""
+        record = self._assign_dir / f"{task_id}-{offer_no}.json"
+        try:
+            data = json.loads(record.read_text())
+        except FileNotFoundError:
+            return None
+        return Assignment(str(data["sha256"]), data.get("grams"), data.get("time_s"))
 
     def token(self, task_id: str, offer_no: int) -> str:
         message = f"{task_id}:{offer_no}".encode()
@@ -150,12 +174,25 @@ class ArtifactStore:
         return self._cache_dir / json.loads(record.read_text())["path"]
 
 
+def check_live(task: TaskSnapshot, offer_no: int) -> None:
+    """Raise NotFound unless offer ``offer_no`` still holds ``task`` (claimed, preparing or
+    running): a task token stops working once the task is cancelled, done, failed or
+    handed to another machine (issue 13, item 10)."""
+    if task.offer_no != offer_no or task.state not in LEASED_TASK_STATES:
+        raise NotFound(
+            f"task {task.task_id} offer {offer_no} is no longer assigned "
+            f"(task is {task.state.value}, offer {task.offer_no}): its G-code is not served"
+        )
+
+
 def key_summary(meta: dict[str, object]) -> str:
     return f"{meta['design']} on {meta['profile']} in {meta['material']}"
 
 
 def _load_secret(path: Path) -> bytes:
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        # created owner-only: never world-readable, not even for a moment (issue 13)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
     return bytes.fromhex(path.read_text().strip())

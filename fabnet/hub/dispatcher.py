@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient
-from fabnet.bus.topics import Topic, TopicKind
+from fabnet.bus.drops import DropLog
+from fabnet.bus.topics import Topic
 from fabnet.core import events as ev
 from fabnet.core.jobs import Quality
 from fabnet.core.matching import MachineIndex
@@ -28,7 +29,7 @@ from fabnet.errors import Conflict, FabnetError, NotFound
 from fabnet.hub.artifacts import Artifact, ArtifactStore
 from fabnet.hub.designs import DesignCatalog, estimate_part
 from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
-from fabnet.hub.translate import core_event
+from fabnet.hub.translate import completion_refusal, core_event
 from fabnet.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 Work = Callable[[], None]
 FAIRNESS_REFRESH = timedelta(seconds=30)
 MATCH_BATCH = 500
+DEFAULT_MAX_MACHINES_PER_AGENT = 64
 
 
 class Dispatcher:
@@ -51,8 +53,11 @@ class Dispatcher:
         lease_s: float,
         offer_timeout_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_machines_per_agent: int = DEFAULT_MAX_MACHINES_PER_AGENT,
     ) -> None:
         self._store = store
+        self._max_machines = max_machines_per_agent
+        self.drops = DropLog(log)  # agents' messages refused here, per reason
         self._bus = bus
         self._designs = designs
         self._artifacts = artifacts
@@ -109,14 +114,18 @@ class Dispatcher:
         if topic.agent is None:
             log.debug("ignoring %s on %s", message.TYPE, topic)
             return
+        try:
+            self._dispatch(topic.agent, message, now)
+        except FabnetError as exc:  # an agent's bad input (unknown task, bad figures): one line
+            self.drops.drop(type(exc).__name__, str(topic), f"{message.TYPE} {message.id}: {exc}")
+
+    def _dispatch(self, agent: str, message: msg.Message, now: datetime) -> None:
         if isinstance(message, msg.AgentStatus):
-            self._on_agent_status(topic.agent, message, now)
+            self._on_agent_status(agent, message, now)
         elif isinstance(message, msg.MachineStatus):
-            self._on_machine_status(topic.agent, message, now)
+            self._on_machine_status(agent, message, now)
         elif isinstance(message, msg.TaskEvent):
-            self._on_task_event(topic.agent, message, now)
-        elif topic.kind is not TopicKind.TELEMETRY:
-            log.debug("ignoring %s on %s", message.TYPE, topic)
+            self._on_task_event(agent, message, now)
 
     def _ensure_maker(self, agent: str, now: datetime) -> None:
         try:
@@ -136,6 +145,13 @@ class Dispatcher:
     def _on_machine_status(self, agent: str, status: msg.MachineStatus, now: datetime) -> None:
         self._ensure_maker(agent, now)
         machine = machine_from_status(agent, status, now)
+        known = self._store.catalog.list_machines(maker_id=agent)
+        if len(known) >= self._max_machines and machine.machine_id not in {
+            k.machine_id for k in known
+        }:
+            detail = f"{status.machine}: agent has {len(known)} machines, the cap"
+            self.drops.drop("machine-cap", agent, detail)
+            return
         self._store.catalog.upsert_machine(machine)
         if machine.state is MachineState.OFFLINE:
             self._store.tasks.machine_offline(machine.machine_id, now)
@@ -152,6 +168,13 @@ class Dispatcher:
         core = core_event(event, machine_id, self._lease_s)
         if core is None:
             return
+        if isinstance(event, msg.TaskCompleted):
+            refusal = completion_refusal(
+                event, self._artifacts.assignment(event.task_id, event.attempt)
+            )
+            if refusal:  # not credited; the lease runs out if nothing real follows
+                self.drops.drop("completion", machine_id, f"task {event.task_id}: {refusal}")
+                return
         outcome = self._store.apply_event(event.task_id, core, now)
         if isinstance(event, msg.TaskAccepted | msg.TaskDeclined):
             self._offered_to.pop(event.task_id, None)

@@ -166,6 +166,7 @@ class Hub:
             self.public_url,
             lease_s=self.config.lease_s,
             offer_timeout_s=self.config.offer_timeout_s,
+            max_machines_per_agent=self.config.max_machines_per_agent,
         )
         self.service = HubService(
             self.store,

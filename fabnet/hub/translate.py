@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fabnet.bus import messages as msg
 from fabnet.core import events as ev
+from fabnet.hub.artifacts import Assignment
 
 
 def core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.TaskEvent | None:
@@ -33,3 +34,16 @@ def core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.Task
         reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
         return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
     return None
+
+
+def completion_refusal(event: msg.TaskCompleted, assigned: Assignment | None) -> str | None:
+    """Why ``event`` must not be credited (``ev.completion_problem``), None if it may be.
+    ``assigned`` is the hub's record for that task and attempt; records from before the hub
+    kept the figures are checked for the file only."""
+    if assigned is None:
+        return ev.completion_problem(None, 0.0, 0.0, event.sha256, event.grams, event.machine_s)
+    grams = assigned.grams if assigned.grams is not None else float("inf")
+    time_s = assigned.time_s if assigned.time_s is not None else float("inf")
+    return ev.completion_problem(
+        assigned.sha256, grams, time_s, event.sha256, event.grams, event.machine_s
+    )

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from fabnet.errors import FabnetError, MeshError
-from fabnet.hub.artifacts import ArtifactStore
+from fabnet.hub.artifacts import ArtifactStore, check_live
 from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
 from fabnet.store.listings import Listings
@@ -99,6 +99,7 @@ def create_app(
     def artifact(task_id: str, offer_no: int) -> Response:
         token = request.headers.get(TOKEN_HEADER, "")
         path = artifacts.open_assignment(task_id, offer_no, token)
+        check_live(service.store.tasks.get(task_id), offer_no)  # ended tasks: 404
         return send_file(
             path, mimetype="text/x-gcode", as_attachment=True, download_name=f"{task_id}.gcode"
         )

@@ -50,7 +50,7 @@ def test_dynsec_and_tls_from_the_hub_config(tmp_path: Path) -> None:
         assert check_login(broker.host, broker.port, "alice", "alice-pw-1")
         assert not check_login(broker.host, broker.port, "hub", HUB_PASSWORD)
         settings = BusSettings(
-            "localhost", broker.tls_port, "alice", "alice-pw-1", "alice-1", tls=True,
+            "localhost", broker.tls_port, "alice", "alice-pw-1", "alice", tls=True,
             ca_file=pki.ca_cert,
         )  # fmt: skip
         with BusClient(settings) as bus:

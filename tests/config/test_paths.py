@@ -6,15 +6,20 @@ from __future__ import annotations
 import urllib.request
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from config_files import API_TOKEN, agent_toml, hub_toml
 
+from fabnet.bus import messages as m
 from fabnet.config import load_agent_config, load_hub_config
+from fabnet.core.events import TaskAccepted, TaskOffered
 from fabnet.core.jobs import Quality
+from fabnet.hub.machines import machine_from_status
 from fabnet.hub.process import Hub
+from fabnet.hub.service import JobRequest
 from fabnet.web.app import TOKEN_HEADER
 
 if TYPE_CHECKING:
@@ -66,6 +71,26 @@ def test_agent_paths_are_taken_against_the_config_folder(elsewhere: Path) -> Non
     assert load_agent_config(relative).data_dir == Path.home() / "fabnet-agent"
 
 
+def claimed_task(hub: Hub) -> str:
+    """A task held by offer 1 of a busy machine ``mk/x``, so that its artifact may be served."""
+    job = hub.service.submit(JobRequest(design="cube-xyz-20mm", quantity=1, material="PLA"))
+    (task,) = hub.store.tasks.find(job_id=job.spec.job_id)
+    now = datetime.now(UTC)
+    hub.store.catalog.add_maker("mk", now, maker_id="mk")
+    caps = m.Capabilities(
+        profile="prusa_mini", kind=m.MachineKind.FDM, volume_mm=m.Xyz(x=180, y=180, z=180),
+        nozzle_mm=0.4, materials=("PLA",),
+    )  # fmt: skip
+    status = m.MachineStatus(machine="x", state=m.MachineState.BUSY, capabilities=caps)
+    machine = machine_from_status("mk", status, now)
+    hub.store.catalog.upsert_machine(machine)
+    hub.store.apply_event(task.task_id, TaskOffered(machine_id=machine.machine_id), now)
+    hub.store.apply_event(
+        task.task_id, TaskAccepted(machine_id=machine.machine_id, offer_no=1), now
+    )
+    return task.task_id
+
+
 def test_a_hub_started_from_another_folder_serves_its_artifacts(
     elsewhere: Path, mosquitto: BrokerHandle
 ) -> None:
@@ -81,8 +106,9 @@ def test_a_hub_started_from_another_folder_serves_its_artifacts(
     try:
         cube = hub.designs.resolve("cube-xyz-20mm")
         made = hub.artifacts.produce(cube, "prusa_mini", "PLA", Quality.DRAFT, 1)
-        token = hub.artifacts.record_assignment("t1", 1, made)
-        request = urllib.request.Request(f"{hub.public_url}/artifacts/t1/1")
+        task_id = claimed_task(hub)  # a token works only while its task is held (issue 13)
+        token = hub.artifacts.record_assignment(task_id, 1, made)
+        request = urllib.request.Request(f"{hub.public_url}/artifacts/{task_id}/1")
         request.add_header(TOKEN_HEADER, token)
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200

@@ -123,10 +123,16 @@ def test_stale_progress_from_previous_attempt_is_ignored() -> None:
 
 
 def test_out_of_order_completion_is_accepted_and_late_start_ignored() -> None:
-    t = claimed()
+    t = step(claimed(), TaskAssigned(machine_id="m1", offer_no=1))
     t = step(t, TaskCompleted(machine_id="m1", offer_no=1, grams=1, machine_hours=1))
     assert t.state is TaskState.DONE
     assert ignored(t, TaskStarted(machine_id="m1", offer_no=1)) is IgnoreReason.FINAL
+
+
+def test_no_completion_before_the_gcode_is_assigned() -> None:
+    # issue 13: task.completed straight after task.accepted credited a run that never was
+    done = TaskCompleted(machine_id="m1", offer_no=1, grams=1, machine_hours=1)
+    assert ignored(claimed(), done) is IgnoreReason.WRONG_STATE
 
 
 def test_wrong_state_events_are_ignored() -> None:

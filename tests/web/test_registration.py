@@ -85,7 +85,7 @@ def test_disable_disconnects_and_enable_lets_back_in(hub: ApiHub, broker: Mosqui
     password = json_of(register(hub))["broker"]["password"]
     gone = threading.Event()
     agent = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id="ada-agent", protocol=MQTTProtocolVersion.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id="ada", protocol=MQTTProtocolVersion.MQTTv5
     )
     agent.username_pw_set("ada", password)
     agent.on_disconnect = lambda *args: gone.set()
