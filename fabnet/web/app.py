@@ -17,6 +17,7 @@ from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore, check_live
 from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
+from fabnet.library.tolerances import MAX_UPLOAD_BYTES
 from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
 from fabnet.web.api.offers import DispatcherOffers
@@ -27,6 +28,9 @@ from fabnet.web.http_status import status_for
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Fabnet-Token"
+
+
+UPLOAD_FORM_MARGIN_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ def create_app(
     settings = settings or WebSettings()
     app = Flask("fabnet")
     app.config["JSON_SORT_KEYS"] = False
+    # refuse an oversized upload before it is spooled to disk (413); the multipart form adds
+    # a few headers on top of the file
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES + UPLOAD_FORM_MARGIN_BYTES
     init_auth(app, service.store.accounts, api_token, settings.data_dir)
     ctx = ApiContext(
         service=service,

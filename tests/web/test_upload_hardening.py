@@ -100,3 +100,17 @@ def test_mutated_mesh_corpus_never_500s_and_memory_stays_bounded(hub: ApiHub) ->
     assert growth_mb < RSS_GROWTH_LIMIT_MB
     assert statuses[400] > len(files) // 2
     assert _library_entries(hub) == {CUBE} | accepted
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(hub: ApiHub) -> None:
+    """The request's declared size alone earns a 413: nothing is spooled to disk."""
+    from fabnet.library.tolerances import MAX_UPLOAD_BYTES
+
+    answer = hub.client("ada").post(
+        "/api/v1/designs",
+        data=b"x" * 16,
+        environ_overrides={"CONTENT_LENGTH": str(MAX_UPLOAD_BYTES * 2)},
+        content_type="multipart/form-data; boundary=x",
+    )
+    assert answer.status_code == 413, answer.get_data(as_text=True)
+    assert _library_entries(hub) == {CUBE}
