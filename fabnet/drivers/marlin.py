@@ -16,7 +16,7 @@ import serial
 
 from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
 from fabnet.drivers.marlin_dialects import Capabilities, parse_m115
-from fabnet.drivers.marlin_job import Job, load_commands
+from fabnet.drivers.marlin_job import Job, ThermalLimits, ThermalWatch, load_commands
 from fabnet.drivers.marlin_protocol import MarlinStream, frame
 from fabnet.errors import Conflict, DeviceError, DeviceTimeout, FabnetError
 
@@ -63,6 +63,7 @@ class MarlinDriver:
         connect_timeout_s: float = 15.0,
         autoreport_s: int = 2,
         window: int = 2,
+        thermal: ThermalLimits | None = None,
     ) -> None:
         self.port = port
         self.baud = baud
@@ -84,6 +85,8 @@ class MarlinDriver:
         self._job: Job | None = None
         self._job_thread: threading.Thread | None = None
         self.capabilities = Capabilities()
+        self.thermal = thermal or ThermalLimits()
+        self._watch: ThermalWatch | None = None
 
     # --- connection -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -251,6 +254,7 @@ class MarlinDriver:
         pos = _POS.match(line)
         if not temps and pos is None:
             return
+        self._watch_heaters(temps, line)
         with self._lock:
             t = self._telemetry
             self._telemetry = Telemetry(
@@ -263,6 +267,31 @@ class MarlinDriver:
                 ),
                 extra=t.extra,
             )
+
+    def _watch_heaters(self, temps: dict[str, tuple[float, float]], line: str) -> None:
+        """While a job runs, a heater out of its limits stops it (the job thread makes it safe:
+        this is the reader thread, which must keep delivering the oks that needs)."""
+        with self._lock:
+            job, watch = self._job, self._watch
+            running = self._state in (DriverState.RUNNING, DriverState.PAUSED)
+        if job is None or watch is None or not running or job.thermal_fault is not None:
+            return
+        now = time.monotonic()
+        for heater, (actual, target) in temps.items():
+            reason = watch.check(heater, actual, target, now)
+            if reason is not None:
+                log.error("marlin on %s: %s; stopping the print", self.port, reason)
+                job.thermal_fault = (reason, line)
+                job.cancel_requested.set()
+                self._break_waits()
+                return
+
+    def _break_waits(self) -> None:
+        if self.capabilities.emergency_parser and self._stream is not None:
+            # the emergency parser acts on these as they arrive: M108 ends a heater wait,
+            # M410 drops the planned moves; without it they would wait their turn
+            self._stream.send_unnumbered("M108")
+            self._stream.send_unnumbered("M410")
 
     def _run_commands(self, commands: list[str], give_up: Callable[[], bool] | None = None) -> None:
         """Send ``commands`` and wait until every one is acknowledged."""
@@ -281,6 +310,7 @@ class MarlinDriver:
             if self._state not in (DriverState.IDLE, DriverState.DONE):
                 raise Conflict(f"marlin on {self.port} is {self._state.value}; cannot start")
             self._job = Job(gcode_file.name, commands)
+            self._watch = ThermalWatch(self.thermal)
             self._state = DriverState.RUNNING
         self._job_thread = threading.Thread(target=self._run_job, name="marlin-job", daemon=True)
         self._job_thread.start()
@@ -314,6 +344,9 @@ class MarlinDriver:
             if job.cancel_requested.is_set():
                 self._set_state(DriverState.CANCELLING)
                 self._make_safe()
+                if job.thermal_fault is not None:
+                    reason, raw = job.thermal_fault
+                    raise DeviceError(f"marlin: thermal fault: {reason}", raw=raw)
                 self._set_state(DriverState.IDLE)
             elif not self._closing.is_set():
                 self._set_state(DriverState.DONE)
@@ -348,11 +381,7 @@ class MarlinDriver:
         if state in (DriverState.RUNNING, DriverState.PAUSED) and job is not None:
             self._set_state(DriverState.CANCELLING)
             job.cancel_requested.set()
-            if self.capabilities.emergency_parser and self._stream is not None:
-                # the emergency parser acts on these as they arrive: M108 ends a heater wait,
-                # M410 drops the planned moves; without it they would wait their turn
-                self._stream.send_unnumbered("M108")
-                self._stream.send_unnumbered("M410")
+            self._break_waits()
             if thread is not None:
                 thread.join(timeout_s)
                 if thread.is_alive():

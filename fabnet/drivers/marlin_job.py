@@ -1,4 +1,5 @@
-"""One streaming job of a serial driver: the file's commands, pause/cancel requests, progress.
+"""One streaming job of a serial driver: the file's commands, pause/cancel requests, progress,
+and the watch kept on the heaters while it runs.
 
 Shared by the serial drivers; the commands are the file's lines without comments and blanks.
 """
@@ -10,6 +11,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fabnet.drivers.base import Progress
@@ -43,6 +45,7 @@ class Job:
         self._t1: float | None = None
         self._done_lines = 0
         self._injected: list[int] = []  # Ns of the driver's own lines among the file's (M105)
+        self.thermal_fault: tuple[str, str] | None = None  # (reason, raw line): stop and fail
 
     def started(self, now: float, first_n: int) -> None:
         self._t0 = now
@@ -86,3 +89,60 @@ class Job:
             elapsed_s=elapsed,
             remaining_s=remaining,
         )
+
+
+@dataclass(frozen=True)
+class ThermalLimits:
+    """What the machine's profile allows its heaters while printing (°C, s).
+
+    A heater that has reached its target and then stays more than ``margin_c`` below it for
+    longer than ``margin_s`` has lost heat (a failed heater, a loose thermistor, a draft); one
+    above its ``*_max_c`` is running away. Either ends the print. None: no maximum known.
+    """
+
+    margin_c: float = 15.0
+    margin_s: float = 30.0
+    hotend_max_c: float | None = None
+    bed_max_c: float | None = None
+
+
+class ThermalWatch:
+    """Follows (actual, target) readings per heater; ``check`` says why to stop, if it must."""
+
+    NAMES = {"T": "hotend", "B": "bed"}
+
+    def __init__(self, limits: ThermalLimits) -> None:
+        self.limits = limits
+        self._target: dict[str, float] = {}
+        self._reached: dict[str, bool] = {}
+        self._below_since: dict[str, float | None] = {}
+
+    def check(self, heater: str, actual_c: float, target_c: float, now: float) -> str | None:
+        """One reading of ``heater`` ("T" hotend, "B" bed) at monotonic ``now``; the reason to
+        stop the print, or None."""
+        name = self.NAMES.get(heater, heater)
+        limit = self.limits.hotend_max_c if heater == "T" else self.limits.bed_max_c
+        if limit is not None and actual_c > limit:
+            return f"{name} at {actual_c:.1f} °C is above the profile's maximum {limit:.0f} °C"
+        if self._target.get(heater) != target_c:  # a new target: heating up is not a fault
+            self._target[heater] = target_c
+            self._reached[heater] = False
+            self._below_since[heater] = None
+        if target_c <= 0:
+            return None
+        low = actual_c < target_c - self.limits.margin_c
+        if not low:
+            self._reached[heater] = True
+            self._below_since[heater] = None
+            return None
+        if not self._reached[heater]:
+            return None
+        since = self._below_since.get(heater)
+        if since is None:
+            self._below_since[heater] = now
+        elif now - since > self.limits.margin_s:
+            return (
+                f"{name} at {actual_c:.1f} °C stayed more than {self.limits.margin_c:.0f} °C "
+                f"below its target {target_c:.0f} °C for over {self.limits.margin_s:.0f} s"
+            )
+        return None

@@ -344,6 +344,8 @@ class MarlinSimulator(SerialFirmware):
         head.started = True
         self.executed.append(head.text)
         n = head.n
+        if n is not None and self._fire("heateroff", n, n == self.faults.heater_off_at):
+            self.machine.hotend.broken = True
         if n is not None and self._fire("halt", n, n == self.faults.halt_at):
             self._halt([HALT_LINE])
             return

@@ -2,8 +2,9 @@
 
 Each fault fires once (a resent line is received cleanly). ``FaultPlan.parse`` reads the CLI's
 ``--fault`` specs: ``corrupt:N``, ``lose:N``, ``nochecksum:N``, ``noline:N``, ``drop-ok:N``,
-``busy:N:SECONDS``, ``silent:N``, ``reset:N``, ``halt:N`` and the thermal faults ``runaway:N``,
-``mintemp:N``, ``maxtemp:N``, ``heatfail:N`` (the fault's line, then halt).
+``busy:N:SECONDS``, ``silent:N``, ``reset:N``, ``halt:N``, ``heateroff:N`` (the hotend stops
+heating, unnoticed by the firmware) and the thermal faults ``runaway:N``, ``mintemp:N``,
+``maxtemp:N``, ``heatfail:N`` (the fault's line, then halt).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ RUNAWAY_LINE = FAULT_LINES["runaway"]
 __all__ = ["HALT_LINE", "RUNAWAY_LINE", "FaultPlan"]
 
 _SETS = {"corrupt", "lose", "nochecksum", "noline", "drop-ok"}
-_SINGLE = {"silent", "reset", "halt"}
+_SINGLE = {"silent", "reset", "halt", "heateroff"}
 KINDS = "|".join([*sorted(_SETS), "busy", *sorted(_SINGLE), *FAULT_LINES])
 
 
@@ -35,6 +36,8 @@ class FaultPlan:
     silent_at: on receipt of this line the firmware stops answering for good.
     reset_at: on receipt of this line the board resets (``start`` again, numbering forgotten).
     halt_at: executing this line halts the firmware (``Error:Printer halted. kill() called!``).
+    heater_off_at: executing this line breaks the hotend heater: it cools toward ambient while
+    its target stays set, and the firmware says nothing (only the host's watch can tell).
     thermal: N -> runaway|mintemp|maxtemp|heatfail: executing N reports that fault, then halts.
     """
 
@@ -47,6 +50,7 @@ class FaultPlan:
     silent_at: int | None = None
     reset_at: int | None = None
     halt_at: int | None = None
+    heater_off_at: int | None = None
     thermal: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -82,6 +86,7 @@ class FaultPlan:
             silent_at=single.get("silent"),
             reset_at=single.get("reset"),
             halt_at=single.get("halt"),
+            heater_off_at=single.get("heateroff"),
             thermal=thermal,
         )
 

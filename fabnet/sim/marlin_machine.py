@@ -35,9 +35,10 @@ class Heater:
     cool_tau_s: float
     actual_c: float = AMBIENT_C
     target_c: float = 0.0
+    broken: bool = False  # a failed heater: cools toward ambient whatever its target
 
     def update(self, dt_s: float) -> None:
-        goal = max(self.target_c, AMBIENT_C)
+        goal = AMBIENT_C if self.broken else max(self.target_c, AMBIENT_C)
         gap = goal - self.actual_c
         if gap > 0:
             step = self.rate_c_s * dt_s
