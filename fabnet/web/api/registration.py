@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from fabnet.bus.broker import password_hash
 from fabnet.bus.topics import check_id
 from fabnet.core.machines import Machine, MachinePolicy
 from fabnet.core.states import MachineKind, MachineState
+from fabnet.drivers.registry import check_driver_options
 from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound
 from fabnet.hub.machines import hub_machine_id
 from fabnet.profiles import CncProfile, list_profiles, load_profile
@@ -39,6 +42,7 @@ from fabnet.web.schemas import Field, Schema
 log = logging.getLogger(__name__)
 
 PASSWORD_BYTES = 18
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: written into agent.toml as is
 KEPT = (
     "agent {agent} already has a broker password: it is kept (the one in its agent.toml); "
     "POST /api/v1/makers/{agent}/broker-password issues a new one"
@@ -109,6 +113,21 @@ def agent_toml(
     return text
 
 
+def _driver_options(body: dict[str, Any]) -> dict[str, Any]:
+    """``driver_options`` checked before anything is stored (issue 13): bare TOML keys (they
+    are written into agent.toml unquoted) that the driver knows, with values of its types.
+    Raises InvalidInput naming the key or the option and its value."""
+    options = body.get("driver_options") or {}
+    if not isinstance(options, dict):
+        raise InvalidInput(f"driver_options must be an object, got {options!r:.80}")
+    for key in options:
+        if not isinstance(key, str) or not BARE_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"driver_options keys must be letters, digits, _ or -, got {key!r:.80}"
+            )
+    return check_driver_options(str(body["driver"]), options)
+
+
 def _offline_machine(body: dict[str, Any], machine_id: str) -> Machine:
     if body["profile"] not in list_profiles():
         raise InvalidInput(
@@ -136,15 +155,31 @@ def _offline_machine(body: dict[str, Any], machine_id: str) -> Machine:
     )
 
 
-def write_password_file(store: Store, broker: BrokerSettings) -> Path | None:
-    """Rewrite Mosquitto's password file: the hub's user and every recorded agent.
+def _read_password_file(path: Path) -> dict[str, str]:
+    """``{user: hash}`` of an existing Mosquitto password file ({} if there is none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+    return {user: digest for user, digest in pairs}
+
+
+def write_password_file(
+    store: Store, broker: BrokerSettings, removed: Collection[str] = ()
+) -> Path | None:
+    """Update Mosquitto's password file: the hub's user and every recorded agent, merged into
+    what the file holds already, so accounts made with ``fabnet broker-config`` stay (issue
+    13); ``removed`` users are taken out.
 
     ``fabnet.bus.broker.write_password_file`` needs every password in clear; the hub keeps
     only hashes, so the recorded ``$7$`` lines are written as they are.
     """
     if broker.password_file is None:
         return None
-    entries = dict(store.accounts.broker_hashes())
+    kept = _read_password_file(broker.password_file)
+    entries = {user: digest for user, digest in kept.items() if user not in removed}
+    entries.update(store.accounts.broker_hashes())
     if broker.hub_password:
         entries[broker.hub_user] = password_hash(broker.hub_password)
     text = "".join(f"{user}:{digest}\n" for user, digest in sorted(entries.items()))
@@ -243,7 +278,7 @@ class AgentAccounts:
             self.broker.admin().delete_agent(agent)
         self.store.accounts.remove_broker_account(agent)
         if self.file:
-            write_password_file(self.store, self.broker)
+            write_password_file(self.store, self.broker, removed=(agent,))
 
 
 def register_machine(
@@ -268,7 +303,9 @@ def register_machine(
         "profile": canonical_profile(body["profile"]),
         "policy": {**body["policy"], "materials": materials},
     }
+    body["driver_options"] = _driver_options(body)
     machine = _offline_machine(body, machine_id)
+    agent_toml(body, broker, hub_url, "unissued")  # raises now, before anything is stored
     try:
         store.catalog.get_machine(machine_id)
     except NotFound:
