@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import ColumnElement, false, func, literal, or_, select
 
 from fabnet.core.ledger import (
     FAIRNESS_WINDOW,
@@ -17,7 +18,26 @@ from fabnet.core.ledger import (
 from fabnet.core.timeutil import require_utc
 from fabnet.store.convert import ledger_from_row
 from fabnet.store.database import Database
-from fabnet.store.models import LedgerRow
+from fabnet.store.models import JobRow, LedgerRow
+
+
+@dataclass(frozen=True)
+class LedgerScope:
+    """The ledger rows a non-operator may see grouped by job, machine or maker (issue 13):
+    those made on ``maker_ids``' machines and those of jobs ``requester`` submitted."""
+
+    maker_ids: frozenset[str] = frozenset()
+    requester: str | None = None
+
+    def clause(self) -> ColumnElement[bool]:
+        """A WHERE condition on ``LedgerRow`` selecting the rows in scope."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.maker_ids:
+            conditions.append(LedgerRow.maker_id.in_(sorted(self.maker_ids)))
+        if self.requester is not None:
+            own = select(JobRow.id).where(JobRow.requester == self.requester)
+            conditions.append(LedgerRow.job_id.in_(own))
+        return or_(*conditions) if conditions else false()
 
 
 def _between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
@@ -53,8 +73,10 @@ class Ledger:
         by: LedgerKey | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        scope: LedgerScope | None = None,
     ) -> dict[str, Totals]:
-        """Sums grouped ``by`` a key (``"all"`` when None), summed by the database."""
+        """Sums grouped ``by`` a key (``"all"`` when None), summed by the database; of the
+        rows in ``scope`` only when given."""
         key = getattr(LedgerRow, by.value) if by is not None else literal("all")
         query = select(
             key,
@@ -63,6 +85,8 @@ class Ledger:
             func.coalesce(func.sum(LedgerRow.grams), 0.0),
             func.coalesce(func.sum(LedgerRow.machine_hours), 0.0),
         ).where(*_between(since, until))
+        if scope is not None:
+            query = query.where(scope.clause())
         if by is not None:  # a constant in GROUP BY is an error on PostgreSQL
             query = query.group_by(key)
         out: dict[str, Totals] = {}

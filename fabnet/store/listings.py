@@ -19,6 +19,7 @@ from fabnet.errors import InvalidInput
 from fabnet.store.convert import job_from_row, machine_from_row, snapshot_from_row
 from fabnet.store.database import Database
 from fabnet.store.jobs import JobInfo
+from fabnet.store.ledger import LedgerScope
 from fabnet.store.models import JobRow, LedgerRow, MachineRow, MakerRow, TaskRow
 
 
@@ -162,9 +163,10 @@ class Listings:
         bucket: timedelta,
         by: LedgerKey,
         maker_ids: Collection[str] | None = None,
+        scope: LedgerScope | None = None,
     ) -> list[SeriesPoint]:
         """See the module's ``ledger_series``."""
-        return ledger_series(self._db, since, until, bucket, by, maker_ids)
+        return ledger_series(self._db, since, until, bucket, by, maker_ids, scope)
 
     def tasks_on_machine(self, machine_id: str, limit: int) -> list[TaskSnapshot]:
         """Unfinished tasks held by ``machine_id`` (offered, claimed, running…)."""
@@ -254,10 +256,11 @@ def ledger_series(
     bucket: timedelta,
     by: LedgerKey,
     maker_ids: Collection[str] | None = None,
+    scope: LedgerScope | None = None,
 ) -> list[SeriesPoint]:
     """``fabnet.core.ledger.series`` summed by the database: totals per bucket from ``since``
     (inclusive) to ``until`` (exclusive) per group, zero-filled for every group seen; of the
-    makers ``maker_ids`` only when given."""
+    makers ``maker_ids`` and the rows in ``scope`` only when given."""
     bucket_s = int(bucket.total_seconds())
     if bucket_s < 1:
         raise InvalidInput(f"bucket must be at least 1 s, got {bucket}")
@@ -280,6 +283,8 @@ def ledger_series(
     )
     if maker_ids is not None:
         query = query.where(LedgerRow.maker_id.in_(list(maker_ids)))
+    if scope is not None:
+        query = query.where(scope.clause())
     sums: dict[tuple[int, str], Totals] = {}
     with db.read() as s:
         for n, k, tasks, parts, grams, hours in s.execute(query):

@@ -1,5 +1,9 @@
 """``/ledger``: production totals and time series by material, maker, machine, design or job.
-Sums come from the ledger table; answers are cached for a few seconds (dashboards poll)."""
+Sums come from the ledger table; answers are cached for a few seconds (dashboards poll).
+
+Grouped by job, machine or maker, a non-operator's sums cover only their own rows (issue 13):
+a requester's jobs, a maker's machines; by material, design or not grouped they are the
+network's (the production figures every dashboard shows)."""
 
 from __future__ import annotations
 
@@ -14,14 +18,19 @@ from flask import Response, current_app
 
 from fabnet.core.ledger import LedgerKey, Totals
 from fabnet.errors import InvalidInput
+from fabnet.store.ledger import LedgerScope
 from fabnet.web.api.context import ApiContext
 from fabnet.web.auth import MAKER, OPERATOR, REQUESTER, User
-from fabnet.web.openapi import ApiRoutes
+from fabnet.web.openapi import ApiRoutes, user_of
 from fabnet.web.schemas import Field, ListOf, Schema
 
 CACHE_S = 5.0
 MAX_BUCKETS = 2000
 DEFAULT_SERIES_SPAN = timedelta(days=1)
+PRIVATE_KEYS = frozenset({LedgerKey.JOB, LedgerKey.MACHINE, LedgerKey.MAKER})
+SCOPE_NOTE = (
+    "; by job, machine or maker a non-operator sees only their own jobs' and machines' rows"
+)
 BY_NAMES = {"material": "material", "maker": "maker_id", "machine": "machine_id",
             "design": "design_id", "job": "job_id"}  # fmt: skip
 BY = Field("by", "string", enum=tuple(BY_NAMES) + tuple(BY_NAMES.values()))
@@ -72,6 +81,15 @@ def _time(name: str, text: str | None) -> datetime | None:
 
 def _key(by: str | None) -> LedgerKey | None:
     return LedgerKey(BY_NAMES.get(by, by)) if by else None
+
+
+def _scope(user: User | None, by: LedgerKey | None) -> LedgerScope | None:
+    """The rows ``user`` may see grouped ``by`` (None: all of them)."""
+    who = user_of(user)
+    if who.is_operator or by not in PRIVATE_KEYS:
+        return None
+    makers = who.maker_ids if who.is_maker else frozenset()
+    return LedgerScope(makers, who.name if who.is_requester else None)
 
 
 def _totals(t: Totals) -> dict[str, Any]:
@@ -131,7 +149,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     @routes.route(
         "GET",
         "/ledger/totals",
-        summary="Production totals, optionally grouped",
+        summary="Production totals, optionally grouped" + SCOPE_NOTE,
         roles=roles,
         query=TOTALS_QUERY,
         response=TOTALS_BY_KEY,
@@ -140,16 +158,18 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         by = _key(query["by"])
         since, until = _time("since", query["since"]), _time("until", query["until"])
 
+        scope = _scope(user, by)
+
         def make() -> bytes:
-            found = store.ledger_totals(by, since, until)
+            found = store.ledger.totals(by, since, until, scope)
             return _json({key: _totals(t) for key, t in found.items()})
 
-        return _json_response(cache.get(("totals", by, since, until), make))
+        return _json_response(cache.get(("totals", by, since, until, scope), make))
 
     @routes.route(
         "GET",
         "/ledger/series",
-        summary="Production per time bucket and group",
+        summary="Production per time bucket and group" + SCOPE_NOTE,
         roles=roles,
         query=SERIES_QUERY,
         response=ListOf(POINT),
@@ -170,10 +190,12 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
             until = until.replace(second=0, microsecond=0) + timedelta(minutes=1)
             since = until - DEFAULT_SERIES_SPAN if query["since"] is None else since
 
+        scope = _scope(user, by)
+
         def make() -> bytes:
-            points = ctx.listings.ledger_series(since, until, bucket, by)
+            points = ctx.listings.ledger_series(since, until, bucket, by, scope=scope)
             return _json(
                 [{"start": p.start.isoformat(), "key": p.key, **_totals(p.totals)} for p in points]
             )
 
-        return _json_response(cache.get(("series", by, since, until, bucket), make))
+        return _json_response(cache.get(("series", by, since, until, bucket, scope), make))
