@@ -83,7 +83,7 @@ class Agent:
     ) -> None:
         self.config = config
         self.agent_id = topics.check_id(config.agent_id, "agent id")
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # tokens live here
         self.overrides = Overrides(config.data_dir / OVERRIDES_FILE)
         machines = [self.overrides.apply(m) for m in config.machines]  # pushed by the hub
         setups = [machine_setup(config, m, fetch or FetchSettings()) for m in machines]

@@ -133,7 +133,7 @@ class Hub:
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets live here
         self.store = Store(config.database_url)
         self.designs = DesignCatalog.for_hub(self.store, config.data_dir)
         self.artifacts = ArtifactStore(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,25 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by the owner only, before SQLite does
+    it with the umask's mode; SQLite gives its -wal and -shm files the same mode. A file left
+    group- or world-readable by an older fabnet is tightened (issue 13)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077 and os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by others (mode %o): now owner-only", path, mode & 0o777)
+    finally:
+        os.close(fd)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists() and extra.stat().st_mode & 0o077:
+            extra.chmod(0o600)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; for a SQLite file its folder is created. Raises ``ConfigError``."""
     try:
@@ -65,7 +85,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"database url is not valid: {url!r} ({exc})") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
             pool = {

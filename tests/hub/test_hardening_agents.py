@@ -170,6 +170,9 @@ def test_bad_messages_are_one_line_each_and_machines_are_capped(
     rogue.dropped("machine-cap", 2)
     rogue.dropped("NotFound", 3)
     assert len(rogue.hub.store.catalog.list_machines(maker_id=AGENT)) == 3
+    data = rogue.hub.config.data_dir  # issue 13, item 13: the hub's secrets are its own
+    for private in (data / "artifacts", data / "artifacts" / "token.secret", data / "fabnet.db"):
+        assert private.stat().st_mode & 0o077 == 0, private
     dispatch = [r for r in caplog.records if r.name == "fabnet.hub.dispatcher"]
     assert not [r for r in dispatch if r.exc_info], "no tracebacks for an agent's bad input"
     assert len([r for r in dispatch if "dropped #" in r.getMessage()]) == 5
