@@ -176,3 +176,45 @@ def test_bad_messages_are_one_line_each_and_machines_are_capped(
     dispatch = [r for r in caplog.records if r.name == "fabnet.hub.dispatcher"]
     assert not [r for r in dispatch if r.exc_info], "no tracebacks for an agent's bad input"
     assert len([r for r in dispatch if "dropped #" in r.getMessage()]) == 5
+
+
+def refused_login(settings: BusSettings) -> str:
+    """Why the broker turned ``settings`` away (fails if it let them in)."""
+    attacker = BusClient(settings)
+    attacker.start()
+    try:
+        wait_until(lambda: attacker.last_error is not None, "the broker's answer")
+        assert not attacker.connected and attacker.counters().connects == 0
+        return attacker.last_error or ""
+    finally:
+        attacker.stop()
+
+
+def test_a_client_id_takeover_changes_nothing_of_the_victims(tmp_path: Path) -> None:
+    """Issue 13, item 1, end to end: bruno logs in under ada's client id and the hub's while
+    ada's agent runs a task; the broker refuses him, and ada, her task and the hub carry on."""
+    makers = (
+        SimMaker(AGENT, (SimMachine(MACHINE, "prusa_mk3s", "PLA", ("PLA",)),)),
+        SimMaker("bruno", (SimMachine("ender3-1", "creality_ender3", "PETG", ("PETG",)),)),
+    )
+    network = SimNetwork(tmp_path / "net", makers=makers, speed=1.0)
+    network.start(with_agents=False)
+    try:
+        assert network.hub is not None and network.broker is not None
+        assert network.files is not None
+        hub, agent = network.hub, network.start_agent(AGENT)
+        job = hub.service.submit(JobRequest(design="cube-xyz-20mm", quantity=1, material="PLA"))
+        (task,) = hub.store.tasks.find(job_id=job.spec.job_id)
+        wait_until(lambda: hub.store.tasks.get(task.task_id).state is TaskState.RUNNING, "run")
+        password = network.files.users["bruno"]
+        for victim in (agent.bus.settings.client_id, hub.bus.settings.client_id):
+            settings = BusSettings(
+                network.broker.host, network.broker.port, "bruno", password, victim
+            )
+            assert "Not authorized" in refused_login(settings)
+        now = hub.store.tasks.get(task.task_id)
+        assert now.state is TaskState.RUNNING and len(now.attempts) == 1
+        assert agent.bus.counters().connects == 1 and hub.bus.counters().connects == 1
+        assert agent.bus.connected and hub.bus.connected
+    finally:
+        network.stop()
