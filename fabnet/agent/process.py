@@ -30,7 +30,7 @@ from fabnet.bus.messages import AgentState, AgentStatus, MachineCommand, Message
 from fabnet.bus.topics import Topic
 from fabnet.config import AgentConfig, MachineConfig
 from fabnet.drivers.base import Driver
-from fabnet.drivers.registry import make_driver
+from fabnet.drivers.registry import make_machine_driver
 from fabnet.errors import ConfigError, InvalidInput, NotFound
 from fabnet.profiles import load_profile
 
@@ -66,7 +66,9 @@ def machine_setup(
 def build_driver(machine: MachineConfig) -> Driver:
     """The machine's driver from its ``driver`` name and ``driver_options``."""
     try:
-        return make_driver(machine.driver, **machine.driver_options)
+        return make_machine_driver(
+            machine.driver, machine.driver_options, load_profile(machine.profile)
+        )
     except (InvalidInput, TypeError) as exc:
         raise ConfigError(f"machine {machine.machine_id}: driver_options: {exc}") from None
 

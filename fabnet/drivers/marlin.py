@@ -17,6 +17,7 @@ import serial
 from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
 from fabnet.drivers.marlin_dialects import Capabilities, parse_m115
 from fabnet.drivers.marlin_job import Job, ThermalLimits, ThermalWatch, load_commands
+from fabnet.drivers.marlin_park import ModalState, ParkSettings, pause_parked
 from fabnet.drivers.marlin_protocol import MarlinStream, frame
 from fabnet.errors import Conflict, DeviceError, DeviceTimeout, FabnetError
 
@@ -48,7 +49,8 @@ class MarlinDriver:
 
     max_z_mm: the machine's Z travel; the lift on cancel stays below it (None: no bound known,
     lift ``lift_mm`` anyway). ok_timeout_s / max_retries bound how long a silent board is
-    waited for before DeviceTimeout.
+    waited for before DeviceTimeout. thermal: the heaters' limits while printing; park: where
+    a pause parks the head (both from the machine's profile, see ``registry``).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class MarlinDriver:
         autoreport_s: int = 2,
         window: int = 2,
         thermal: ThermalLimits | None = None,
+        park: ParkSettings | None = None,
     ) -> None:
         self.port = port
         self.baud = baud
@@ -86,6 +89,7 @@ class MarlinDriver:
         self._job_thread: threading.Thread | None = None
         self.capabilities = Capabilities()
         self.thermal = thermal or ThermalLimits()
+        self.park = park or ParkSettings()
         self._watch: ThermalWatch | None = None
 
     # --- connection -----------------------------------------------------------------------
@@ -324,8 +328,9 @@ class MarlinDriver:
             job.started(time.monotonic(), stream.next_n)
             poll_s = 0 if self.capabilities.autoreport_temp else self.autoreport_s
             next_poll = time.monotonic() + poll_s
+            modes = ModalState()
             for cmd in job.commands:
-                if not job.wait_until_runnable(self._closing):
+                if job.pause_requested.is_set() and not self._pause_parked(job, modes):
                     break
                 if not stream.wait_room(job.should_stop(self._closing)):
                     break
@@ -335,6 +340,7 @@ class MarlinDriver:
                     if not stream.wait_room(job.should_stop(self._closing)):
                         break
                 stream.submit(cmd)
+                modes.follow(cmd)
                 job.sent += 1
             stream.wait_all_acked(lambda: self._closing.is_set())
             if job.sent == len(job.commands) and not self._stopping(job):
@@ -355,11 +361,23 @@ class MarlinDriver:
         finally:
             job.finished(time.monotonic())
 
+    def _pause_parked(self, job: Job, modes: ModalState) -> bool:
+        assert self._stream is not None
+
+        def position() -> tuple[float, float, float] | None:
+            with self._lock:
+                return self._telemetry.position_mm
+
+        where = f"marlin on {self.port}"
+        return pause_parked(job, self._stream, self.park, self.max_z_mm, position, modes,
+                            self._closing, where)  # fmt: skip
+
     def _stopping(self, job: Job) -> bool:
         return job.cancel_requested.is_set() or self._closing.is_set()
 
     def pause(self) -> None:
-        """Stop sending; lines already in the firmware's buffers still run."""
+        """Finish the buffered moves, retract, lift Z (within ``max_z_mm``) and park, heaters
+        kept; ``resume`` brings the head back and the file goes on."""
         with self._lock:
             if self._state != DriverState.RUNNING or self._job is None:
                 raise Conflict(f"marlin on {self.port} is {self._state.value}; cannot pause")

@@ -1,5 +1,8 @@
 """Drivers by name: ``make_driver("marlin", port=..., baud=...)``. Imports only the chosen one.
 
+``make_machine_driver`` adds what a driver takes from the machine's profile (the Marlin
+driver's Z travel, heater limits and park point); the maker's driver options win.
+
 ``DRIVER_OPTIONS`` is each driver's option schema, so a maker's ``[machines.driver_options]``
 is type- and range-checked when the config loads, not when the driver's thread first connects.
 """
@@ -14,6 +17,7 @@ from typing import Any
 
 from fabnet.drivers.base import Driver
 from fabnet.errors import InvalidInput
+from fabnet.profiles import FdmProfile, MachineProfile
 
 # driver name -> "module:class"
 DRIVERS: dict[str, str] = {
@@ -142,3 +146,44 @@ def make_driver(name: str, **options: Any) -> Driver:
         raise InvalidInput(f"driver {name!r} has no option {', '.join(unknown)}")
     driver: Driver = cls(**given)
     return driver
+
+
+def profile_options(name: str, profile: MachineProfile) -> dict[str, Any]:
+    """Options driver ``name`` takes from ``profile``: for Marlin on a printer, the Z travel
+    (mm), the temperature watch (profile maxima, ``thermal_margin_c``, ``thermal_hold_s``) and
+    the pause's park (``[pause]``, retraction, feeds capped by the axes' maxima)."""
+    if name != "marlin" or not isinstance(profile, FdmProfile):
+        return {}
+    from fabnet.drivers.marlin_job import ThermalLimits  # imported only for a Marlin machine
+    from fabnet.drivers.marlin_park import ParkSettings
+
+    feed = profile.max_feed_mm_s
+    park_x, park_y = profile.park_xy_mm
+    return {
+        "max_z_mm": profile.volume.z_mm,
+        "thermal": ThermalLimits(
+            margin_c=profile.thermal_margin_c,
+            margin_s=profile.thermal_hold_s,
+            hotend_max_c=profile.max_hotend_c,
+            bed_max_c=profile.max_bed_c,
+        ),
+        "park": ParkSettings(
+            lift_mm=profile.pause_lift_mm,
+            x_mm=park_x,
+            y_mm=park_y,
+            retract_mm=profile.retract_mm,
+            retract_feed_mm_min=profile.retract_speed_mm_s * 60,
+            travel_feed_mm_min=min(feed.x, feed.y, PARK_TRAVEL_MM_S) * 60,
+            z_feed_mm_min=min(feed.z, PARK_Z_MM_S) * 60,
+        ),
+    }
+
+
+PARK_TRAVEL_MM_S = 100.0  # parking is no race: well under any printer's maximum
+PARK_Z_MM_S = 10.0
+
+
+def make_machine_driver(name: str, options: Mapping[str, Any], profile: MachineProfile) -> Driver:
+    """A machine's driver: ``profile_options`` overridden by the maker's ``options``. Raises
+    as ``make_driver``."""
+    return make_driver(name, **{**profile_options(name, profile), **options})

@@ -108,11 +108,13 @@ def _fdm(path: Path, root: TableReader, machine: TableReader) -> FdmProfile:
     extruder = root.table("extruder")
     limits = root.table("limits")
     start, end, forbidden = _gcode(root.table("gcode"))
+    volume = _volume(root.table("build_volume"))
+    lift_mm, park_x_mm, park_y_mm = _pause(root.table("pause", optional=True), volume)
     profile = FdmProfile(
         id=path.stem,
         name=machine.text("name"),
         flavour=GcodeFlavour(flavour),
-        volume=_volume(root.table("build_volume")),
+        volume=volume,
         nozzle_mm=extruder.number("nozzle_mm", 0.1, 2.0),
         filament_diameter_mm=extruder.number("filament_diameter_mm", 1.0, 3.5),
         max_hotend_c=extruder.number("max_hotend_c", 150, 500),
@@ -128,10 +130,25 @@ def _fdm(path: Path, root: TableReader, machine: TableReader) -> FdmProfile:
         end_gcode=end,
         forbidden=forbidden,
         source=machine.text("source"),
+        thermal_margin_c=extruder.number("thermal_margin_c", 2, 100, 15.0),
+        thermal_hold_s=extruder.number("thermal_hold_s", 5, 600, 60.0),
+        pause_lift_mm=lift_mm,
+        park_x_mm=park_x_mm,
+        park_y_mm=park_y_mm,
     )
     extruder.finish()
     limits.finish()
     return profile
+
+
+def _pause(table: TableReader, volume: Volume) -> tuple[float, float | None, float | None]:
+    """The optional ``[pause]`` table: Z lift (mm) and park point (None: not set), the point
+    inside the build volume."""
+    lift_mm = table.number("lift_mm", 0, 50, 5.0)
+    x = table.number("park_x_mm", 0, volume.x_mm) if table.has("park_x_mm") else None
+    y = table.number("park_y_mm", 0, volume.y_mm) if table.has("park_y_mm") else None
+    table.finish()
+    return lift_mm, x, y
 
 
 def _cnc(path: Path, root: TableReader, machine: TableReader) -> CncProfile:

@@ -80,10 +80,27 @@ class FdmProfile:
     end_gcode: str
     forbidden: tuple[str, ...]
     source: str
+    # the host's watch on the heaters while printing: a heater more than thermal_margin_c
+    # below its reached target for over thermal_hold_s has lost heat (see drivers.marlin_job)
+    thermal_margin_c: float = 15.0
+    thermal_hold_s: float = 60.0
+    # pause: lift Z by pause_lift_mm (within the volume) and park the head at (park_x_mm,
+    # park_y_mm); None: Marlin's own default, 10 mm in from the front-left X and back Y edge
+    pause_lift_mm: float = 5.0
+    park_x_mm: float | None = None
+    park_y_mm: float | None = None
 
     @property
     def kind(self) -> MachineKind:
         return MachineKind.FDM
+
+    @property
+    def park_xy_mm(self) -> tuple[float, float]:
+        """Where a paused print parks the head (mm): the profile's point, else Marlin's
+        NOZZLE_PARK_POINT default (X min + 10, Y max - 10) clamped to the volume."""
+        x = self.park_x_mm if self.park_x_mm is not None else min(10.0, self.volume.x_mm)
+        y = self.park_y_mm if self.park_y_mm is not None else max(0.0, self.volume.y_mm - 10)
+        return x, y
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The Marlin driver against the Marlin simulator through a real pty: whole files exactly once,
-progress, telemetry, pause/resume and cancel into a safe state."""
+progress, telemetry and cancel into a safe state (pause/resume: test_marlin_park)."""
 
 from __future__ import annotations
 
@@ -66,31 +66,6 @@ def test_without_advanced_ok_counts_oks(
     mark = len(sim.executed)
     driver.start(gcode)
     assert wait_state(driver, DONE) == DriverState.DONE, driver.status().error
-    assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
-
-
-def test_pause_stops_sending_and_resume_finishes(
-    tmp_path: Path, marlin_sim: SimFactory, marlin_driver: DriverFactory
-) -> None:
-    commands = move_lines(1000)
-    gcode = write_gcode(tmp_path / "moves.gcode", commands)
-    sim = marlin_sim(baud=FAST_BAUD)
-    driver = marlin_driver(sim)
-    mark = len(sim.executed)
-    driver.start(gcode)
-    while driver.status().progress.lines_done < 200:
-        time.sleep(0.005)
-    driver.pause()
-    assert driver.state == DriverState.PAUSED
-    with pytest.raises(Conflict):
-        driver.start(gcode)
-    time.sleep(0.3)  # lines already in flight drain
-    paused_at = len(sim.executed)
-    time.sleep(0.3)
-    assert len(sim.executed) == paused_at, "nothing may be sent while paused"
-    assert paused_at - mark < len(commands)
-    driver.resume()
-    assert wait_state(driver, DONE) == DriverState.DONE
     assert sim.executed[mark:] == ["M110 N0", *commands, "M400"]
 
 

@@ -91,3 +91,31 @@ def test_profiles_come_from_the_shipped_folder_or_the_variable(
     (own / "mine.toml").write_text((shipped_dir(PROFILES) / "prusa_mk3s.toml").read_text())
     monkeypatch.setenv("FABNET_PROFILES_DIR", str(own))
     assert profiles_dir() == own and list_profiles() == ["mine"]
+
+
+def test_thermal_and_pause_keys_are_optional_and_range_checked(tmp_path: Path) -> None:
+    bare = _copy_with(_folder(tmp_path, "bare"), "thermal_margin_c = 15\nthermal_hold_s = 60\n", "")
+    bare.write_text(bare.read_text().replace("[pause]\nlift_mm = 5\n", ""))
+    profile = load_profile(bare)
+    assert isinstance(profile, FdmProfile)
+    assert (profile.thermal_margin_c, profile.thermal_hold_s, profile.pause_lift_mm) == (15, 60, 5)
+    assert profile.park_xy_mm == (10, 200), "Marlin's park point: X min + 10, Y max - 10"
+    set_park = _copy_with(
+        _folder(tmp_path, "set_park"), "lift_mm = 5", "lift_mm = 2\npark_x_mm = 0\npark_y_mm = 210"
+    )
+    parked = load_profile(set_park)
+    assert isinstance(parked, FdmProfile) and parked.park_xy_mm == (0, 210)
+    outside = _copy_with(
+        _folder(tmp_path, "outside"), "lift_mm = 5", "lift_mm = 5\npark_y_mm = 211"
+    )
+    with pytest.raises(ConfigError, match=r"pause\.park_y_mm must be 0\.\.210, got 211"):
+        load_profile(outside)
+    hold = _copy_with(_folder(tmp_path, "hold"), "thermal_hold_s = 60", "thermal_hold_s = 1")
+    with pytest.raises(ConfigError, match=r"extruder\.thermal_hold_s must be 5\.\.600, got 1"):
+        load_profile(hold)
+
+
+def _folder(tmp_path: Path, name: str) -> Path:
+    """A folder of its own per copy: profiles are cached by path."""
+    (tmp_path / name).mkdir()
+    return tmp_path / name
