@@ -31,6 +31,7 @@ from fabnet.hub.designs import DesignCatalog, estimate_part
 from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
 from fabnet.hub.translate import completion_refusal, core_event
 from fabnet.store import Store
+from fabnet.store.telemetry import TemperatureSample
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,15 @@ class Dispatcher:
             self._on_machine_status(agent, message, now)
         elif isinstance(message, msg.TaskEvent):
             self._on_task_event(agent, message, now)
+        elif isinstance(message, msg.MachineTelemetry) and message.task_id is not None:
+            self._on_telemetry(agent, message.task_id, message, now)
+
+    def _on_telemetry(
+        self, agent: str, task_id: str, t: msg.MachineTelemetry, now: datetime
+    ) -> None:
+        """Temperatures of a running task, for its chart (issue 10); hub time, not the agent's."""
+        sample = TemperatureSample(now, t.hotend_c, t.hotend_target_c, t.bed_c, t.bed_target_c)
+        self._store.telemetry.record(task_id, hub_machine_id(agent, t.machine), sample)
 
     def _ensure_maker(self, agent: str, now: datetime) -> None:
         try:

@@ -16,6 +16,7 @@ from fabnet.store.jobs import Jobs
 from fabnet.store.ledger import Ledger
 from fabnet.store.models import Base
 from fabnet.store.tasks import Tasks
+from fabnet.store.telemetry import TelemetryLog
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Store:
         self.jobs = Jobs(self.db, self.tasks)
         self.ledger = Ledger(self.db)
         self.accounts = Accounts(self.db)
+        self.telemetry = TelemetryLog(self.db)  # temperatures of running tasks
 
     def create_tables(self) -> None:
         """Create missing tables (existing ones are left as they are)."""

@@ -10,6 +10,7 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from fabnet.core.ledger import SeriesPoint
+from fabnet.store.telemetry import TemperatureSample
 
 # Colours chosen to stay apart for the colour-blind (Okabe-Ito), cycled per series key.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000")
@@ -212,6 +213,88 @@ def machine_wall(
         )
     if hidden:
         parts.append(f'<text class="axis" x="0" y="{height - 4}">and {hidden} more machines</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# (field, label, colour, dashed): readings solid, targets dashed in the heater's colour
+TEMPERATURE_LINES = (
+    ("hotend_c", "hotend", PALETTE[5], False),
+    ("hotend_target_c", "hotend target", PALETTE[5], True),
+    ("bed_c", "bed", PALETTE[0], False),
+    ("bed_target_c", "bed target", PALETTE[0], True),
+)
+
+
+def temperature_chart(
+    samples: Sequence[TemperatureSample], *, width: int = 640, height: int = 200
+) -> Markup:
+    """Hotend and bed temperatures (°C) over a task's run, readings and targets; the latest
+    readings are written in ``<text class="chart-latest">``. ``samples`` oldest first."""
+    left, right, top, bottom = 40, 120, 24, 24
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for s in samples for f, *_ in TEMPERATURE_LINES if (v := getattr(s, f)) is not None]
+    peak = max(max(values, default=0.0) * 1.1, 50.0)
+    t0 = samples[0].at if samples else None
+    span = (samples[-1].at - samples[0].at).total_seconds() if len(samples) > 1 else 0.0
+
+    def x_at(s: TemperatureSample) -> float:
+        offset = (s.at - t0).total_seconds() if t0 is not None else 0.0
+        return left + (plot_w * offset / span if span > 0 else plot_w / 2)
+
+    def y_at(v: float) -> float:
+        return top + plot_h - plot_h * v / peak
+
+    last = samples[-1] if samples else None
+    latest = " · ".join(
+        f"{name} {v:.0f} °C"
+        for f, name, *_ in TEMPERATURE_LINES
+        if last is not None and not name.endswith("target") and (v := getattr(last, f)) is not None
+    )
+    parts = [
+        _svg_open(width, height, f"temperatures: {latest or 'no readings'}", "chart temp-chart")
+    ]
+    parts.append(
+        f'<text class="chart-title" x="{left}" y="16">Temperatures (°C)</text>'
+        f'<text class="chart-latest" x="{width - right}" y="16" text-anchor="end">'
+        f"{escape(latest)}</text>"
+    )
+    for frac in (0.0, 0.5, 1.0):
+        y = y_at(peak * frac)
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{peak * frac:.0f}</text>"
+        )
+    for n, (field_name, label, colour, dashed) in enumerate(TEMPERATURE_LINES):
+        pts = [
+            f"{x_at(s):.1f},{y_at(v):.1f}"
+            for s in samples
+            if (v := getattr(s, field_name)) is not None
+        ]
+        dash = ' stroke-dasharray="5 3"' if dashed else ""
+        if pts:
+            parts.append(
+                f'<polyline class="series" data-key="{field_name}" fill="none" '
+                f'stroke="{colour}" stroke-width="1.5"{dash} points="{" ".join(pts)}"/>'
+            )
+        ly = top + 14 * n + 8
+        parts.append(
+            f'<line x1="{width - right + 8}" x2="{width - right + 24}" y1="{ly - 3}" '
+            f'y2="{ly - 3}" stroke="{colour}" stroke-width="2"{dash}/>'
+            f'<text class="legend" x="{width - right + 28}" y="{ly + 1}">{label}</text>'
+        )
+    if t0 is not None:
+        parts.append(
+            f'<text class="axis" x="{left}" y="{height - 8}">{t0:%H:%M:%S}</text>'
+            f'<text class="axis" x="{left + plot_w}" y="{height - 8}" text-anchor="end">'
+            f"{samples[-1].at:%H:%M:%S}</text>"
+        )
+    else:
+        parts.append(
+            f'<text class="empty" x="{left + plot_w / 2}" y="{top + plot_h / 2}" '
+            'text-anchor="middle">no readings yet</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 

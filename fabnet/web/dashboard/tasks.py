@@ -15,6 +15,7 @@ from fabnet.gcode import analyse, check
 from fabnet.profiles import FdmMaterial, load_materials, load_profile
 from fabnet.profiles.model import MachineProfile
 from fabnet.web.auth import current_user, require_login
+from fabnet.web.charts import temperature_chart
 from fabnet.web.dashboard.context import Dashboard, dashboard
 from fabnet.web.dashboard.render import page_blueprint, render
 from fabnet.web.layer_preview import layer_svg
@@ -96,7 +97,14 @@ def task(task_id: str) -> str:
         layers=layers,
         first_layer=layer_svg(state.layers.get(*found), layers // 2) if layers and found else "",
         error=error,
+        temperatures=_temperatures(state, snapshot),
     )
+
+
+def _temperatures(state: Dashboard, task: TaskSnapshot) -> str:
+    """The chart of the task's heaters, if its machines reported any (FDM: none for CNC)."""
+    samples = state.service.store.telemetry.history(task.task_id)
+    return temperature_chart(samples) if samples else ""
 
 
 @bp.get("/tasks/<task_id>/layer/<int:n>.svg")
