@@ -1,7 +1,9 @@
 """Pause with park for the Marlin driver: the modes a file leaves the firmware in, and the
 lines that park the head away from the print and bring it back exactly as it was.
 
-The driver sends these once every line before them has finished (``M400``), so the firmware's
+The driver sends these once every line before them has finished (``G4 P0``: Marlin's dwell
+first empties the planner; ``M400`` is kept for a file's end, which simulators and logs count
+as a finished file), so the firmware's
 modes are those the host saw in the lines it sent (``ModalState``), and the head's position is
 what ``M114`` reports.
 """
@@ -18,6 +20,7 @@ from fabnet.drivers.marlin_protocol import MarlinStream
 from fabnet.errors import DeviceError
 
 log = logging.getLogger(__name__)
+SYNC_MOVES = "G4 P0"  # wait until every buffered move has finished (not M400: see above)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def pause_parked(
     stop = job.should_stop(closing)
     if not stream.wait_all_acked(stop):
         return False
-    run_job_lines(job, stream, ["M400", "M114"], stop)  # buffered moves done, then where
+    run_job_lines(job, stream, [SYNC_MOVES, "M114"], stop)  # buffered moves done, then where
     here = position()
     if here is None:
         raise DeviceError(f"{where}: no position after M114; cannot park")

@@ -61,14 +61,14 @@ def test_pause_parks_and_resume_restores_the_print(
     driver.resume()
     assert wait_state(driver, DONE) == DriverState.DONE
     ran = sim.executed[mark:]
-    stop = ran.index("M400")  # the pause's: the file has none
+    stop = ran.index("G4 P0")  # the pause's: the file has none
     k = stop - 1  # the file's lines before the pause
     x, y = _xy(commands[k - 1])
     assert ran[:stop] == ["M110 N0", *commands[:k]]
     assert (
         ran[stop:]
         == [
-            "M400",
+            "G4 P0",
             "M114",
             "G91",
             "G1 E-0.80 F2100",
@@ -89,6 +89,7 @@ def test_pause_parks_and_resume_restores_the_print(
     )
     done = sim.snapshot()
     assert done["e"] == pytest.approx(0.05 * 1000), "E continued relative, as the file had it"
+    assert sim.state()["files_completed"] == 1, "a paused and resumed file ends once"
     assert (done["hotend_target_c"], done["bed_target_c"]) == (200.0, 60.0)
 
 
