@@ -1,4 +1,4 @@
-"""The account tables: users, API tokens, broker identities and recorded machine changes;
+"""The account tables: users, API tokens, dashboard sessions, broker identities and recorded machine changes;
 and the indexes the web listings need on the job table."""
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ class TokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class WebSessionRow(Base):
+    """A dashboard log-in: the cookie carries a random id, only its sha256 is kept; log-out
+    ends the row, so a copied cookie stops working with it."""
+
+    __tablename__ = "web_sessions"
+    id_sha256: Mapped[str] = mapped_column(SHA256, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
 
 
 class BrokerAccountRow(Base):

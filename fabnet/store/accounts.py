@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,7 @@ from fabnet.core.timeutil import require_utc
 from fabnet.errors import Conflict, InvalidInput, NotFound
 from fabnet.store.account_models import BrokerAccountRow, MachineChangeRow, TokenRow, UserRow
 from fabnet.store.database import Database
+from fabnet.store.web_sessions import WebSessions
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class Accounts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.sessions = WebSessions(db)
 
     def add_user(
         self,
@@ -200,7 +202,8 @@ class Accounts:
         return account if ok and account else None
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace ``name``'s password; raises ``NotFound`` or ``InvalidInput``."""
+        """Replace ``name``'s password and end their dashboard sessions; raises ``NotFound``
+        or ``InvalidInput``."""
         if len(password) < MIN_PASSWORD_CHARS:
             raise InvalidInput(
                 f"password must have at least {MIN_PASSWORD_CHARS} characters, got {len(password)}"
@@ -212,6 +215,8 @@ class Accounts:
                 raise NotFound(f"user {name!r} not found")
             row.password_salt = salt
             row.password_hash = hash_password(password, salt)
+            user_id = row.id
+        self.sessions.end_all(user_id, datetime.now(UTC))
 
     def add_maker_id(self, user_id: str, maker_id: str) -> Account:
         """Give the maker user ``user_id`` the agent ``maker_id``; raises ``NotFound``,

@@ -50,6 +50,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_USER = "user_id"
 SESSION_CSRF = "csrf"
+SESSION_ID = "sid"  # the server-side session (fabnet.store.web_sessions)
 SECRET_KEY_FILE = "web_secret_key"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION = "fabnet_auth"
@@ -152,8 +153,9 @@ def init_auth(app: Flask, accounts: Accounts, bootstrap_token: str, data_dir: Pa
     ``data_dir`` a random key lives as long as the app.
     """
     app.secret_key = _secret_key(data_dir)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # assigned, not setdefault: Flask's defaults already hold these keys (SameSite None)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions[EXTENSION] = AuthSettings(accounts, bootstrap_token)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
@@ -219,10 +221,11 @@ def _find_user() -> User | None:
             return BOOTSTRAP_OPERATOR
         account = settings.tokens.lookup(settings.accounts, token)
         return User.from_account(account) if account else None
-    user_id = session.get(SESSION_USER)
-    if not isinstance(user_id, str):
+    raw = session.get(SESSION_ID)
+    if not isinstance(raw, str):
         return None
-    account = settings.accounts.find_user(user_id)
+    user_id = settings.accounts.sessions.user_id(raw, datetime.now(UTC))
+    account = settings.accounts.find_user(user_id) if user_id else None
     return User.from_account(account) if account else None
 
 
@@ -276,8 +279,9 @@ def _check_csrf() -> None:
 
 
 def login_user(user: User) -> None:
-    """Start a session for ``user`` (a fresh session: new CSRF token)."""
+    """Start a session for ``user`` (a fresh session: new CSRF token, a new server-side id)."""
     session.clear()
+    session[SESSION_ID] = _settings().accounts.sessions.start(user.user_id, datetime.now(UTC))
     session[SESSION_USER] = user.user_id
     session[SESSION_CSRF] = secrets.token_urlsafe(32)
     session.permanent = True
@@ -285,7 +289,10 @@ def login_user(user: User) -> None:
 
 
 def logout_user() -> None:
-    """End the session."""
+    """End the session, on the server too: a copy of the cookie no longer logs in."""
+    raw = session.get(SESSION_ID)
+    if isinstance(raw, str):
+        _settings().accounts.sessions.end(raw, datetime.now(UTC))
     session.clear()
     g.fabnet_user = None
 

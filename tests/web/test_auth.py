@@ -52,6 +52,25 @@ def test_login_session_and_logout(hub: ApiHub) -> None:
     assert client.get("/api/v1/me").status_code == 401
 
 
+def test_a_copied_session_cookie_dies_with_log_out_and_a_new_password(hub: ApiHub) -> None:
+    """The cookie names a server-side session: log-out ends it for every copy of the cookie,
+    and a password change ends all of the user's sessions; the cookie is SameSite=Lax."""
+    client, _ = _login(hub, "rita")
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.same_site == "Lax" and cookie.http_only
+    thief = hub.app.test_client()
+    thief.set_cookie("session", cookie.value)
+    assert json_of(thief.get("/api/v1/me"))["name"] == "rita"
+    with client.session_transaction() as session:
+        token = session["csrf"]
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert thief.get("/api/v1/me").status_code == 401
+    again, _ = _login(hub, "rita")
+    assert again.get("/api/v1/me").status_code == 200
+    hub.store.accounts.set_password("rita", PASSWORD + "-new")
+    assert again.get("/api/v1/me").status_code == 401
+
+
 def test_login_refuses_missing_csrf_and_open_redirects(hub: ApiHub) -> None:
     client = hub.app.test_client()
     client.get("/login")
