@@ -101,6 +101,7 @@ class HubConfig:
     machine_slicers: dict[str, str] = field(default_factory=dict)  # "<agent>/<machine>" -> name
     http_threads: int = DEFAULT_HTTP_THREADS  # at most half of them serve live pages
     max_machines_per_agent: int = 64  # more machine statuses from one agent are dropped
+    max_consecutive_failures: int = 3  # a machine failing this often in a row is held
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def load_hub_config(path: Path) -> HubConfig:
         machine_slicers=_machine_slicers(root),
         http_threads=http.integer("threads", 4, 256, DEFAULT_HTTP_THREADS),
         max_machines_per_agent=hub.integer("max_machines_per_agent", 1, 10_000, 64),
+        max_consecutive_failures=hub.integer("max_consecutive_failures", 1, 1000, 3),
     )
     for table in (hub, broker, db, http, root):
         table.finish()

@@ -29,6 +29,7 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
             "sweep_interval_s",
             "slicer",
             "max_machines_per_agent",
+            "max_consecutive_failures",
         }
     ),
     "broker": frozenset({"url", "username", "password", "password_file", "ca_file", "accounts"}),

@@ -10,7 +10,7 @@ from fabnet.agent import reports
 from fabnet.agent.outbox import Outbox
 from fabnet.agent.station import RunningJob, Station
 from fabnet.bus import topics
-from fabnet.bus.messages import MachineState, TaskCompleted, TaskFailed
+from fabnet.bus.messages import FailureCause, MachineState, TaskCompleted, TaskFailed
 from fabnet.drivers.base import DriverState, Status
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,12 @@ class JobWatch:
         elif status.state is DriverState.ERROR:
             error = status.error
             reason = error.message if error else "machine reported an error"
-            self._fail_job(job, reason, error.raw if error else None, MachineState.ERROR)
+            cause = reports.failure_cause(error, status.state)
+            self._fail_job(job, reason, error.raw if error else None, MachineState.ERROR, cause)
         elif status.state in (DriverState.IDLE, DriverState.DISCONNECTED):
             reason = f"machine went {status.state.value} before the task finished"
-            self._fail_job(job, reason, None, station.driver_state())
+            cause = reports.failure_cause(status.error, status.state)
+            self._fail_job(job, reason, None, station.driver_state(), cause)
         else:
             paused = status.state is DriverState.PAUSED
             station.set_state(MachineState.PAUSED if paused else MachineState.BUSY)
@@ -82,7 +84,14 @@ class JobWatch:
         station.end_job()
         station.set_state(MachineState.IDLE)
 
-    def _fail_job(self, job: RunningJob, reason: str, raw: str | None, state: MachineState) -> None:
+    def _fail_job(
+        self,
+        job: RunningJob,
+        reason: str,
+        raw: str | None,
+        state: MachineState,
+        cause: FailureCause,
+    ) -> None:
         station = self._station
         event = TaskFailed(
             machine=station.machine_id,
@@ -90,9 +99,10 @@ class JobWatch:
             attempt=job.attempt,
             reason=reports.clip(reason),
             raw=reports.clip(raw) if raw else None,
+            cause=cause,
         )
         self._out.publish_terminal(self._events, event)
-        log.warning("machine %s: task %s failed: %s (%s)", station.machine_id, job.task_id,
-                    reason, raw)  # fmt: skip
+        log.warning("machine %s: task %s failed (%s): %s (%s)", station.machine_id,
+                    job.task_id, cause.value, reason, raw)  # fmt: skip
         station.end_job()
         station.set_state(state)

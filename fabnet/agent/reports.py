@@ -19,7 +19,8 @@ from fabnet.bus.messages import (
     Xyz,
 )
 from fabnet.config import MachineConfig
-from fabnet.drivers.base import Status
+from fabnet.core.states import FailureCause
+from fabnet.drivers.base import DriverError, DriverState, Status
 from fabnet.gcode import Violation
 from fabnet.profiles import CncProfile, MachineProfile
 
@@ -115,7 +116,56 @@ def released(machine: str, task_id: str, attempt: int, why: str) -> TaskFailed:
     """The event that hands a task back to the hub (``TASK_RELEASED_PREFIX``): queued again
     at once, not counted as a failed attempt."""
     reason = clip(TASK_RELEASED_PREFIX + why)
-    return TaskFailed(machine=machine, task_id=task_id, attempt=attempt, reason=reason)
+    return TaskFailed(
+        machine=machine, task_id=task_id, attempt=attempt, reason=reason,
+        cause=FailureCause.RELEASED,
+    )  # fmt: skip
+
+
+# Words in a driver's error (its message or the firmware's raw line, lower case) that say
+# which way the job ended, checked in this order: the drivers word their errors this way
+# (marlin: "thermal fault:", "the firmware reset during the job", "reading/writing <port>
+# failed", "no ok for"; the firmware texts of marlin_dialects.FATAL_ERRORS; GRBL "ALARM:3"
+# "Reset while in motion"; the simulator's "Thermal Runaway"); anything else is a fault the
+# firmware reported.
+_CAUSE_WORDS: tuple[tuple[FailureCause, tuple[str, ...]], ...] = (
+    (
+        FailureCause.THERMAL_FAULT,
+        ("thermal", "runaway", "mintemp", "maxtemp", "heating failed", "heater"),
+    ),
+    (FailureCause.MACHINE_RESET, ("reset",)),
+    (
+        FailureCause.LINK_LOST,
+        (
+            "serial port",
+            "reading ",
+            "writing ",
+            "no ok for",
+            "timed out",
+            "not answering",
+            "connection",
+            "disconnected",
+        ),
+    ),  # fmt: skip
+)
+
+
+def failure_cause(error: DriverError | None, state: DriverState) -> FailureCause:
+    """The reason code for a job that ended in driver ``state`` before it finished: a driver
+    ``ERROR`` is judged by its ``error``'s words (``_CAUSE_WORDS``, else a firmware fault),
+    a machine that went idle was stopped at the machine by its maker, and one that
+    disconnected lost its link."""
+    if state is DriverState.IDLE:
+        return FailureCause.CANCELLED_BY_MAKER
+    if state is DriverState.DISCONNECTED:
+        return FailureCause.LINK_LOST
+    if error is None:
+        return FailureCause.FIRMWARE_FAULT
+    text = f"{error.message}\n{error.raw or ''}".lower()
+    for cause, words in _CAUSE_WORDS:
+        if any(word in text for word in words):
+            return cause
+    return FailureCause.FIRMWARE_FAULT
 
 
 def violations_reason(profile_id: str, violations: list[Violation]) -> str:

@@ -34,7 +34,9 @@ from fabnet.agent.reports import event_for
 from fabnet.agent.station import RunningJob, Station, raw_line
 from fabnet.bus import topics
 from fabnet.bus.messages import (
+    FailureCause,
     MachineConfigure,
+    MachineHeld,
     MachineState,
     Message,
     TaskAssign,
@@ -48,7 +50,7 @@ from fabnet.bus.messages import (
 )
 from fabnet.config import MachineConfig
 from fabnet.core.cron import CronExpr
-from fabnet.drivers.base import Driver
+from fabnet.drivers.base import Driver, DriverError, DriverState
 from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound, SafetyError
 from fabnet.profiles import FdmMaterial, MachineProfile
 
@@ -231,6 +233,10 @@ class MachineRunner:
             self._on_pause_resume(item)
         elif isinstance(item, MachineConfigure):
             self._on_configure(item)
+        elif isinstance(item, MachineHeld):  # the maker must see it: the hub offers no work
+            log.warning("machine %s is on hold on the hub after %d failures in a row (%s); "
+                        "release it on the dashboard", self.machine_id, item.failures,
+                        item.reason)  # fmt: skip
         else:
             log.warning("machine %s: %s is not a command, dropped", self.machine_id, item.TYPE)
 
@@ -259,7 +265,9 @@ class MachineRunner:
             self._driver.start(prepared.path)
         except (Conflict, DeviceError) as exc:
             prepared.path.unlink(missing_ok=True)
-            self._fail(assign, reports.clip(f"machine did not start: {exc}"), raw_line(exc))
+            why, raw = reports.clip(f"machine did not start: {exc}"), raw_line(exc)
+            cause = reports.failure_cause(DriverError(why, raw), DriverState.ERROR)
+            self._fail(assign, why, raw, cause)
             station.set_state(station.driver_state())
             return
         station.job = RunningJob(assign.task_id, assign.attempt, prepared, time.monotonic())
@@ -267,9 +275,16 @@ class MachineRunner:
         self._out.publish(self._events, event_for(TaskStarted, assign))
         log.info("machine %s: started task %s", self.machine_id, assign.task_id)
 
-    def _fail(self, cmd: TaskCommand, reason: str, raw: str | None = None) -> None:
+    def _fail(
+        self,
+        cmd: TaskCommand,
+        reason: str,
+        raw: str | None = None,
+        cause: FailureCause = FailureCause.REFUSED,  # before anything ran: file refused, busy
+    ) -> None:
         log.warning("machine %s: task %s failed: %s", self.machine_id, cmd.task_id, reason)
-        event = event_for(TaskFailed, cmd, reason=reason, raw=reports.clip(raw) if raw else None)
+        raw = reports.clip(raw) if raw else None
+        event = event_for(TaskFailed, cmd, reason=reason, raw=raw, cause=cause)
         self._out.publish_terminal(self._events, event)
 
     def _on_cancel(self, cancel: TaskCancel) -> None:

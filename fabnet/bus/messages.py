@@ -18,10 +18,16 @@ from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
 
 from fabnet.bus.schema import DropReason, InvalidMessage, Pattern, Range, build, to_json
 from fabnet.bus.topics import ID_REGEX, Topic, TopicKind, parse
+from fabnet.core.states import FailureCause
 from fabnet.errors import InvalidInput
 from fabnet.profiles import MachineKind
 
-__all__ = ["DropReason", "InvalidMessage", "MachineKind"]  # re-exported; the rest is below
+__all__ = [
+    "DropReason",
+    "FailureCause",
+    "InvalidMessage",
+    "MachineKind",
+]  # re-exported; the rest is below
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -208,11 +214,15 @@ TASK_RELEASED_PREFIX = "released by the agent: "
 @dataclass(frozen=True, kw_only=True)
 class TaskFailed(TaskEvent):
     """A failed attempt; ``raw`` keeps the firmware's own line where there is one. A reason
-    that starts with ``TASK_RELEASED_PREFIX`` hands the task back instead (see there)."""
+    that starts with ``TASK_RELEASED_PREFIX`` hands the task back instead (see there).
+    ``cause`` is the reason code (issue 10); optional, so an older agent's message still
+    parses (the hub records it as ``unknown``), and a value outside ``FailureCause`` is
+    rejected like any bad field."""
 
     TYPE = "task.failed"
     reason: str
     raw: str | None = None
+    cause: FailureCause | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,6 +298,17 @@ class MachineConfigure(MachineCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MachineHeld(MachineCommand):
+    """The hub stopped offering work to this machine: it failed ``failures`` times in a row
+    (issue 10). Nothing to do but tell the maker; the maker or an operator releases the hold
+    on the hub (``POST /api/v1/machines/<agent>/<machine>/release-hold``)."""
+
+    TYPE = "machine.held"
+    failures: Annotated[int, Range(1, 1000)]
+    reason: Annotated[str, Pattern(r"[^\x00-\x1f\x7f]{1,500}", "1-500 printable characters")]
+
+
+@dataclass(frozen=True, kw_only=True)
 class HubStatus(Message):
     TYPE = "hub.status"
     KIND = TopicKind.HUB_STATUS
@@ -314,6 +335,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         TaskPause,
         TaskResume,
         MachineConfigure,
+        MachineHeld,
         HubStatus,
     )
 }

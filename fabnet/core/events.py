@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fabnet.core.ids import new_id
+from fabnet.core.states import FailureCause
 from fabnet.errors import InvalidInput
 
 DEFAULT_LEASE_S = 60.0
@@ -157,11 +158,13 @@ def completion_problem(
 
 @dataclass(frozen=True, kw_only=True)
 class TaskFailed:
-    """Agent could not do the task (refused artifact, machine error, …): the attempt fails."""
+    """Agent could not do the task (refused artifact, machine error, …): the attempt fails;
+    ``cause`` is the agent's reason code (None from an older agent: recorded as unknown)."""
 
     machine_id: str
     offer_no: int
     reason: str = ""
+    cause: FailureCause | None = None
     event_id: str = field(default_factory=new_id)
 
 

@@ -45,6 +45,7 @@ from fabnet.core.events import (
 from fabnet.core.states import (
     LEASED_TASK_STATES,
     AttemptCause,
+    FailureCause,
     IgnoreReason,
     TaskState,
     TransitionCause,
@@ -261,8 +262,20 @@ def _end_attempt(
     current = task.current_attempt
     if current is None:
         return task.attempts, None
-    ended = replace(current, ended_at=now, cause=cause, detail=detail)
+    failure = _ATTEMPT_FAILURES.get(cause)
+    if isinstance(event, TaskFailed):
+        failure = event.cause or FailureCause.UNKNOWN
+    ended = replace(current, ended_at=now, cause=cause, detail=detail, failure=failure)
     return (*task.attempts[:-1], ended), ended
+
+
+# The failure cause of an attempt that ended other than by the agent's task.failed.
+_ATTEMPT_FAILURES = {
+    AttemptCause.RELEASED: FailureCause.RELEASED,
+    AttemptCause.CANCELLED: FailureCause.CANCELLED_BY_HUB,
+    AttemptCause.LEASE_EXPIRED: FailureCause.LEASE_EXPIRED,
+    AttemptCause.MACHINE_OFFLINE: FailureCause.MACHINE_OFFLINE,
+}
 
 
 def _on_completed(task: TaskSnapshot, event: TaskCompleted, now: datetime) -> Outcome:

@@ -62,6 +62,7 @@ class Machine:
     driver: str = "sim"
     name: str = ""
     last_seen: datetime | None = None
+    held: bool = False  # on hold after failing too often in a row: never matched
 
     def __post_init__(self) -> None:
         if not self.speed_factor > 0:

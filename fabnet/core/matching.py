@@ -96,7 +96,7 @@ class MachineIndex:
         version = self._version.get(mid, 0) + 1
         self._version[mid] = version
         self._machines[mid] = machine
-        if machine.state is not MachineState.IDLE:
+        if machine.state is not MachineState.IDLE or machine.held:
             self._available.discard(mid)
             return
         self._available.add(mid)

@@ -97,3 +97,37 @@ class IgnoreReason(StrEnum):
     WRONG_STATE = "wrong_state"  # the event does not apply to the task's state
     STALE = "stale"  # the event answers an older offer or another machine
     NOT_DUE = "not_due"  # a timeout event arrived before the deadline it checks
+
+
+class FailureCause(StrEnum):
+    """Why an attempt ended badly, as its own code (issue 10): what the agent saw on the
+    machine, or what the hub or a person did. Reported by the agent with ``task.failed`` and
+    kept on the attempt, so operators see why a machine fails and the hub can hold it."""
+
+    FIRMWARE_FAULT = "firmware_fault"  # the firmware stopped: halted, kill(), an error
+    THERMAL_FAULT = "thermal_fault"  # runaway, MINTEMP/MAXTEMP, heating failed, the watch
+    LINK_LOST = "link_lost"  # the serial port or the machine's host stopped answering
+    MACHINE_RESET = "machine_reset"  # the board restarted during the job
+    REFUSED = "refused"  # before running: download, sha256 or safety check refused the file
+    CANCELLED_BY_MAKER = "cancelled_by_maker"  # stopped at the machine by its maker
+    CANCELLED_BY_HUB = "cancelled_by_hub"  # the task or its job was cancelled on the hub
+    RELEASED = "released"  # handed back by a stopping agent (TASK_RELEASED_PREFIX)
+    LEASE_EXPIRED = "lease_expired"  # the agent stopped reporting in time
+    MACHINE_OFFLINE = "machine_offline"  # the machine or its agent went offline
+    UNKNOWN = "unknown"  # a failure reported without a cause (an older agent)
+
+    @property
+    def counts_against_machine(self) -> bool:
+        """True for the failures that say something about the machine, so that enough of
+        them in a row put it on hold; a cancel, a hand-back or going offline do not."""
+        return self not in _NOT_THE_MACHINES_FAULT
+
+
+_NOT_THE_MACHINES_FAULT = frozenset(
+    {
+        FailureCause.CANCELLED_BY_MAKER,
+        FailureCause.CANCELLED_BY_HUB,
+        FailureCause.RELEASED,
+        FailureCause.MACHINE_OFFLINE,
+    }
+)

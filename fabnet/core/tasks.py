@@ -10,6 +10,7 @@ from fabnet.core.events import TaskCompleted
 from fabnet.core.states import (
     LEASED_TASK_STATES,
     AttemptCause,
+    FailureCause,
     IgnoreReason,
     TaskState,
     TransitionCause,
@@ -29,6 +30,7 @@ class Attempt:
     ended_at: datetime | None = None
     cause: AttemptCause | None = None
     detail: str = ""
+    failure: FailureCause | None = None  # why it ended badly; None while running or done
 
 
 @dataclass(frozen=True)

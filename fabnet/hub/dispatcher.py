@@ -28,6 +28,7 @@ from fabnet.core.tasks import Ignored, Transition
 from fabnet.errors import Conflict, FabnetError, NotFound
 from fabnet.hub.artifacts import Artifact, ArtifactStore
 from fabnet.hub.designs import DesignCatalog, estimate_part
+from fabnet.hub.holding import DEFAULT_MAX_CONSECUTIVE_FAILURES, HoldKeeper
 from fabnet.hub.machines import hub_machine_id, machine_from_status, split_machine_id
 from fabnet.hub.translate import completion_refusal, core_event
 from fabnet.store import Store
@@ -55,8 +56,10 @@ class Dispatcher:
         offer_timeout_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_machines_per_agent: int = DEFAULT_MAX_MACHINES_PER_AGENT,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     ) -> None:
         self._store = store
+        self._holds = HoldKeeper(store, self._send_to_agent, max_consecutive_failures)
         self._max_machines = max_machines_per_agent
         self.drops = DropLog(log)  # agents' messages refused here, per reason
         self._bus = bus
@@ -165,7 +168,7 @@ class Dispatcher:
         self._store.catalog.upsert_machine(machine)
         if machine.state is MachineState.OFFLINE:
             self._store.tasks.machine_offline(machine.machine_id, now)
-        self._index.upsert(machine)
+        self._refresh_machine(machine.machine_id)  # as stored: with its hold, if any
 
     def _refresh_machine(self, machine_id: str) -> None:
         try:
@@ -186,6 +189,10 @@ class Dispatcher:
                 self.drops.drop("completion", machine_id, f"task {event.task_id}: {refusal}")
                 return
         outcome = self._store.apply_event(event.task_id, core, now)
+        if isinstance(outcome, Transition) and self._holds.after_attempt(
+            outcome.attempt_ended, now
+        ):
+            self._refresh_machine(machine_id)
         if isinstance(event, msg.TaskAccepted | msg.TaskDeclined):
             self._offered_to.pop(event.task_id, None)
         if not isinstance(outcome, Transition):
@@ -292,7 +299,10 @@ class Dispatcher:
 
     def _tick(self) -> None:
         now = self._clock()
+        for machine_id in self._holds.released():
+            self._refresh_machine(machine_id)
         for moved in [*self._store.tasks.expire_offers(now), *self._store.expire_leases(now)]:
+            self._holds.after_attempt(moved.attempt_ended, now)
             offered_to = self._offered_to.pop(moved.task.task_id, None)
             holder = moved.attempt_ended.machine_id if moved.attempt_ended else offered_to
             log.info(
@@ -345,6 +355,9 @@ class Dispatcher:
             deadline=job.deadline,
         )
         self._bus.publish(topics.agent_commands(agent), offer)
+
+    def _send_to_agent(self, agent: str, command: msg.Message) -> None:
+        self._bus.publish(topics.agent_commands(agent), command)
 
     def _send(
         self, machine_id: str, command: type[msg.TaskCommand], task_id: str, offer_no: int

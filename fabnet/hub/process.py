@@ -167,6 +167,7 @@ class Hub:
             lease_s=self.config.lease_s,
             offer_timeout_s=self.config.offer_timeout_s,
             max_machines_per_agent=self.config.max_machines_per_agent,
+            max_consecutive_failures=self.config.max_consecutive_failures,
         )
         self.service = HubService(
             self.store,

@@ -32,7 +32,9 @@ def core_event(event: msg.TaskEvent, machine_id: str, lease_s: float) -> ev.Task
         return ev.TaskReleased(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
     if isinstance(event, msg.TaskFailed):
         reason = event.reason if not event.raw else f"{event.reason} ({event.raw})"
-        return ev.TaskFailed(machine_id=m, offer_no=n, event_id=i, reason=reason[:500])
+        return ev.TaskFailed(
+            machine_id=m, offer_no=n, event_id=i, reason=reason[:500], cause=event.cause
+        )
     return None
 
 

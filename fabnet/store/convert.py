@@ -12,7 +12,7 @@ from fabnet.core.jobs import JobSpec, Quality
 from fabnet.core.ledger import LedgerEntry
 from fabnet.core.machines import Machine, MachinePolicy
 from fabnet.core.matching import TaskRequest
-from fabnet.core.states import AttemptCause, MachineKind, MachineState, TaskState
+from fabnet.core.states import AttemptCause, FailureCause, MachineKind, MachineState, TaskState
 from fabnet.core.tasks import Attempt, TaskSnapshot
 from fabnet.errors import InvalidInput
 from fabnet.store.models import (
@@ -99,6 +99,7 @@ def machine_from_row(r: MachineRow) -> Machine:
         driver=r.driver,
         name=r.name,
         last_seen=r.last_seen,
+        held=r.held_at is not None,
     )
 
 
@@ -189,6 +190,7 @@ def attempt_from_row(r: AttemptRow) -> Attempt:
         ended_at=r.ended_at,
         cause=AttemptCause(r.cause) if r.cause else None,
         detail=r.detail,
+        failure=FailureCause(r.failure) if r.failure else None,
     )
 
 

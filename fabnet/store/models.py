@@ -46,6 +46,11 @@ class MachineRow(Base):
     policy: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16), index=True)
     last_seen: Mapped[datetime | None]
+    # On hold after too many failures in a row (issue 10): not offered work until released;
+    # consecutive failures are counted from ``hold_cleared_at``. Added by upgrade.py.
+    held_at: Mapped[datetime | None]
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
+    hold_cleared_at: Mapped[datetime | None]
 
 
 class DesignRow(Base):
@@ -130,6 +135,7 @@ class AttemptRow(Base):
     ended_at: Mapped[datetime | None]
     cause: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(500))
+    failure: Mapped[str | None] = mapped_column(String(24))  # FailureCause; by upgrade.py
 
 
 class EventRow(Base):

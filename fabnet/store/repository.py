@@ -12,11 +12,13 @@ from fabnet.core.tasks import Outcome, Transition
 from fabnet.store.accounts import Accounts
 from fabnet.store.catalog import Catalog
 from fabnet.store.database import DEFAULT_URL, Database
+from fabnet.store.holds import Holds
 from fabnet.store.jobs import Jobs
 from fabnet.store.ledger import Ledger
 from fabnet.store.models import Base
 from fabnet.store.tasks import Tasks
 from fabnet.store.telemetry import TelemetryLog
+from fabnet.store.upgrade import add_missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,12 @@ class Store:
         self.ledger = Ledger(self.db)
         self.accounts = Accounts(self.db)
         self.telemetry = TelemetryLog(self.db)  # temperatures of running tasks
+        self.holds = Holds(self.db)  # machines held after failing too often in a row
 
     def create_tables(self) -> None:
-        """Create missing tables (existing ones are left as they are)."""
+        """Create missing tables, and add the columns an older fabnet's tables lack."""
         Base.metadata.create_all(self.db.engine)
+        add_missing_columns(self.db.engine)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -214,6 +214,7 @@ def _apply_locked(s: Session, task_id: str, event: TaskEvent, now: datetime) -> 
                 a_row.ended_at = ended.ended_at
                 a_row.cause = ended.cause.value if ended.cause else None
                 a_row.detail = ended.detail[:_DETAIL_MAX]
+                a_row.failure = ended.failure.value if ended.failure else None
     s.add(_event_row(task_id, event, now, snapshot.state, outcome, None))
     if outcome.completed is not None:
         _add_ledger_entry(s, row, outcome, now)

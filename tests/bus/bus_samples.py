@@ -115,6 +115,12 @@ def every_message() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            commands,
+            m.MachineHeld(
+                machine=MACHINE, failures=3, reason="3 failures in a row, the last thermal_fault"
+            ),
+        ),
+        (
             topics.hub_status(),
             m.HubStatus(hub_id="hub-1", state=m.HubState.ONLINE, version="0.1.0"),
         ),
