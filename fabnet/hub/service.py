@@ -120,6 +120,7 @@ class HubService:
                 "ended_at": a.ended_at.isoformat() if a.ended_at else None,
                 "cause": a.cause.value if a.cause else None,
                 "detail": a.detail,
+                "failure": a.failure.value if a.failure else None,
             }
             for a in snapshot.attempts
         ]

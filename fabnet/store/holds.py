@@ -3,10 +3,11 @@ work until its maker or an operator releases it. Failures are counted from the a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fabnet.core.states import AttemptCause, FailureCause
 from fabnet.core.timeutil import require_utc
@@ -97,3 +98,21 @@ class Holds:
                 for r in s.scalars(query)
                 if r.held_at is not None
             }
+
+    def last_failures(self, machine_ids: Collection[str]) -> dict[str, FailureCause]:
+        """The cause of each machine's latest attempt that ended badly (machines with none
+        are left out); for the dashboard's machine lists."""
+        if not machine_ids:
+            return {}
+        latest = (
+            select(AttemptRow.machine_id, func.max(AttemptRow.ended_at).label("at"))
+            .where(AttemptRow.machine_id.in_(sorted(machine_ids)), AttemptRow.failure.is_not(None))
+            .group_by(AttemptRow.machine_id)
+            .subquery()
+        )
+        query = select(AttemptRow.machine_id, AttemptRow.failure).join(
+            latest,
+            (AttemptRow.machine_id == latest.c.machine_id) & (AttemptRow.ended_at == latest.c.at),
+        )
+        with self._db.read() as s:
+            return {m: FailureCause(f) for m, f in s.execute(query) if f is not None}

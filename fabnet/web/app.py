@@ -18,12 +18,14 @@ from fabnet.hub.artifacts import ArtifactStore, check_live
 from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.service import HubService
 from fabnet.library.tolerances import MAX_UPLOAD_BYTES
+from fabnet.store.counts import Counts
 from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
 from fabnet.web.api.offers import DispatcherOffers
 from fabnet.web.auth import init_auth
 from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
+from fabnet.web.metrics import make_metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ def create_app(
         )
 
     app.register_blueprint(make_health(service.store.db, settings.broker_connected))
+    app.register_blueprint(make_metrics(Counts(service.store.db)))  # operators only
 
     @app.errorhandler(FabnetError)
     def fabnet_error(exc: FabnetError) -> tuple[Response, int]:

@@ -69,6 +69,7 @@ ATTEMPT = Schema(
         Field("ended_at", "string", nullable=True, required=True, format="date-time"),
         Field("cause", "string", nullable=True, required=True),
         Field("detail", "string", required=True),
+        Field("failure", "string", nullable=True, description="FailureCause, issue 10"),
     ),
 )
 TASK_DETAIL = Schema(

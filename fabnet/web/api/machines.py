@@ -9,10 +9,11 @@ from flask import Response
 
 from fabnet.core.cron import CronExpr
 from fabnet.core.machines import Machine
-from fabnet.core.states import MachineState
+from fabnet.core.states import FailureCause, MachineState
 from fabnet.errors import InvalidInput
 from fabnet.hub.machines import hub_machine_id
 from fabnet.profiles.canonical import canonical_material
+from fabnet.store import Store
 from fabnet.store.convert import policy_to_json
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid, iso, own_makers
 from fabnet.web.api.jobs import TASK, paged, task_with_maker
@@ -55,8 +56,19 @@ MACHINE_FIELDS = (
     Field("materials", "array", required=True, items=Field("material", "string")),
     Field("policy", "object", required=True),
     Field("last_seen", "string", nullable=True, required=True, format="date-time"),
-)
+    Field("held", "boolean", required=True, description="on hold: offered no work"),
+    Field("hold_reason", "string", nullable=True, required=True),
+    Field("last_failure", "string", nullable=True, required=True,
+          enum=tuple(c.value for c in FailureCause), description="its latest failure's cause"),
+)  # fmt: skip
 MACHINE = Schema("Machine", MACHINE_FIELDS)
+RELEASED_HOLD = Schema(
+    "HoldReleased",
+    (
+        Field("machine_id", "string", required=True),
+        Field("held", "boolean", required=True),
+    ),
+)
 CHANGE = Schema(
     "MachineChange",
     (
@@ -162,6 +174,22 @@ MAKER_SCHEMA = Schema(
 )
 
 
+def machines_json(store: Store, machines: list[Machine]) -> list[dict[str, Any]]:
+    """Machines as the API shows them, with their hold and latest failure cause."""
+    ids = frozenset(m.machine_id for m in machines)
+    holds = store.holds.held(ids) if any(m.held for m in machines) else {}
+    failures = store.holds.last_failures(ids)
+    out = []
+    for m in machines:
+        data = machine_json(m)
+        hold = holds.get(m.machine_id)
+        data["hold_reason"] = hold.reason if hold else None
+        failure = failures.get(m.machine_id)
+        data["last_failure"] = failure.value if failure else None
+        out.append(data)
+    return out
+
+
 def machine_json(m: Machine) -> dict[str, Any]:
     return {
         "id": m.machine_id,
@@ -174,6 +202,7 @@ def machine_json(m: Machine) -> dict[str, Any]:
         "materials": sorted(m.materials),
         "policy": policy_to_json(m.policy),
         "last_seen": iso(m.last_seen),
+        "held": m.held,
     }
 
 
@@ -233,7 +262,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
                 forbid(f"maker {query['maker']!r} is not yours")
             makers = frozenset({query["maker"]})
         found = ctx.listings.machines(makers, query["limit"], query["offset"], query["state"])
-        return paged([machine_json(m) for m in found], query["limit"], query["offset"])
+        return paged(machines_json(store, found), query["limit"], query["offset"])
 
     @routes.route(
         "GET",
@@ -244,7 +273,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     )
     def show_machine(user: User | None, agent: str, machine: str) -> dict[str, Any]:
         found = own_machine(user, agent, machine)
-        data = machine_json(found)
+        (data,) = machines_json(store, [found])
         data["tasks"] = [
             task_with_maker(t) for t in ctx.listings.tasks_on_machine(found.machine_id, 50)
         ]
@@ -307,6 +336,21 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
             pushed = configurer.configure_machine(found.machine_id, material, **policy)
             note = PUSHED if pushed else NOT_PUSHED_YET
         return {"machine_id": found.machine_id, "recorded": True, "pushed": pushed, "note": note}
+
+    @routes.route(
+        "POST",
+        "/machines/<agent>/<machine>/release-hold",
+        summary="Offer work to a machine on hold again (its maker or an operator)",
+        roles=(MAKER,),
+        response=RELEASED_HOLD,
+    )
+    def release_hold(user: User | None, agent: str, machine: str) -> dict[str, Any]:
+        found = own_machine(user, agent, machine)
+        store.holds.release(found.machine_id, ctx.clock())  # Conflict (409) if not held
+        store.accounts.record_machine_change(
+            found.machine_id, user_of(user).name, {"hold": "released"}, ctx.clock()
+        )
+        return {"machine_id": found.machine_id, "held": False}
 
     @routes.route(
         "GET",

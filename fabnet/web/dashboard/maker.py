@@ -72,9 +72,13 @@ def _page(user: User, registered: Registered | None = None, error: str | None = 
         prod = state.reads.production(
             snap.now_utc(), snap.SERIES_WINDOW, snap.SERIES_BUCKET, makers
         )
+    ids = frozenset(m.machine_id for m in machines)
+    holds = state.service.store.holds
     return render(
         "maker.html",
         live_view="maker",
+        holds=holds.held(ids) if any(m.held for m in machines) else {},
+        last_failures=holds.last_failures(ids),
         makers_label=_label(makers),
         machines=machines,
         machine_count=machine_count,
@@ -101,6 +105,24 @@ def _label(makers: list[str] | None) -> str:
     if makers is None:
         return "(all makers)"
     return ", ".join(makers) if len(makers) < 4 else f"({len(makers)} makers)"
+
+
+@bp.post("/maker/machines/<agent>/<machine>/release-hold")
+@require_login(MAKER)
+def release_hold(agent: str, machine: str) -> BaseResponse:
+    """Offer work to a held machine again (its maker or an operator); the failures that put
+    it on hold no longer count."""
+    user = current_user()
+    assert user is not None
+    machine_id = f"{agent}/{machine}"
+    if not user.can_manage_machine(machine_id):
+        abort(403, description="this machine belongs to another maker")
+    store = dashboard().service.store
+    store.holds.release(machine_id, snap.now_utc())  # NotFound 404, Conflict 409
+    store.accounts.record_machine_change(
+        machine_id, user.name, {"hold": "released"}, snap.now_utc()
+    )
+    return redirect("/maker", code=303)
 
 
 @bp.post("/maker/offers/<task_id>/<answer>")
