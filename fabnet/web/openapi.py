@@ -25,6 +25,7 @@ ERROR_STATUSES = {
     409: "the thing's state forbids the action (the message says why)",
 }
 _RULE_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+MAX_PATH_ARG_CHARS = 200  # ids are 32 hex, slugs and names shorter; longer is never a real one
 
 Shape = Schema | ListOf
 View = Callable[..., Any]
@@ -78,6 +79,12 @@ class ApiRoutes:
             def wrapped(**url_args: Any) -> Any:
                 user = current_user()
                 kwargs = dict(url_args)
+                for name, value in url_args.items():
+                    if isinstance(value, str) and len(value) > MAX_PATH_ARG_CHARS:
+                        raise InvalidInput(
+                            f"{name} must be at most {MAX_PATH_ARG_CHARS} characters, "
+                            f"got {len(value)}"
+                        )
                 if query is not None:
                     kwargs["query"] = query.validate_strings(request.args)
                 if body is not None:
@@ -189,7 +196,12 @@ def _ref(shape: Shape, schemas: dict[str, Any]) -> dict[str, Any]:
 def _operation(e: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": e.name, "summary": e.summary}
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": MAX_PATH_ARG_CHARS},
+        }
         for name in _RULE_ARG.findall(e.rule)
     ]
     if e.query is not None:

@@ -19,9 +19,12 @@ from fabnet.web.schemas import Field, Schema
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
+MAX_OFFSET = 2**31 - 1  # beyond any real listing, and inside every database's OFFSET
 
 LIMIT = Field("limit", "integer", minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE)
-OFFSET = Field("offset", "integer", minimum=0, default=0, description="rows to skip")
+OFFSET = Field(
+    "offset", "integer", minimum=0, maximum=MAX_OFFSET, default=0, description="rows to skip"
+)
 PAGE = Schema("Page", (LIMIT, OFFSET))
 
 
