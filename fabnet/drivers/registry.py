@@ -148,6 +148,10 @@ def make_driver(name: str, **options: Any) -> Driver:
     return driver
 
 
+# constructor arguments that come from the machine's profile only, never from driver_options
+PROFILE_ONLY_OPTIONS: Mapping[str, frozenset[str]] = {"marlin": frozenset({"thermal", "park"})}
+
+
 def profile_options(name: str, profile: MachineProfile) -> dict[str, Any]:
     """Options driver ``name`` takes from ``profile``: for Marlin on a printer, the Z travel
     (mm), the temperature watch (profile maxima, ``thermal_margin_c``, ``thermal_hold_s``) and

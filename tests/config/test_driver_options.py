@@ -10,7 +10,7 @@ import pytest
 from config_files import agent_toml
 
 from fabnet.config import load_agent_config
-from fabnet.drivers.registry import DRIVER_OPTIONS, DRIVERS
+from fabnet.drivers.registry import DRIVER_OPTIONS, DRIVERS, PROFILE_ONLY_OPTIONS
 from fabnet.errors import ConfigError
 
 
@@ -50,6 +50,6 @@ def test_good_options_load_typed(tmp_path: Path) -> None:
 def test_each_schema_matches_its_drivers_constructor(name: str) -> None:
     module, cls = DRIVERS[name].split(":")
     parameters = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
-    assert set(DRIVER_OPTIONS[name]) == set(parameters)
+    assert set(DRIVER_OPTIONS[name]) | PROFILE_ONLY_OPTIONS.get(name, set()) == set(parameters)
     required = {k for k, p in parameters.items() if p.default is inspect.Parameter.empty}
     assert {k for k, o in DRIVER_OPTIONS[name].items() if o.required} == required
