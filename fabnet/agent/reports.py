@@ -146,25 +146,25 @@ _CAUSE_WORDS: tuple[tuple[FailureCause, tuple[str, ...]], ...] = (
             "connection",
             "disconnected",
         ),
-    ),  # fmt: skip
+    ),
+    (FailureCause.FIRMWARE_FAULT, ("halted", "kill()", "printer stopped", "fatal:")),
 )
 
 
 def failure_cause(error: DriverError | None, state: DriverState) -> FailureCause:
-    """The reason code for a job that ended in driver ``state`` before it finished: a driver
-    ``ERROR`` is judged by its ``error``'s words (``_CAUSE_WORDS``, else a firmware fault),
-    a machine that went idle was stopped at the machine by its maker, and one that
-    disconnected lost its link."""
+    """The reason code for a job that ended in driver ``state`` before it finished. A machine
+    that went idle was stopped at the machine by its maker. Otherwise the error's words
+    decide (``_CAUSE_WORDS``), so OctoPrint's "Offline after error" with a MINTEMP is a
+    thermal fault; failing them, a disconnected machine lost its link and any other error is
+    a firmware fault."""
     if state is DriverState.IDLE:
         return FailureCause.CANCELLED_BY_MAKER
-    if state is DriverState.DISCONNECTED:
-        return FailureCause.LINK_LOST
-    if error is None:
-        return FailureCause.FIRMWARE_FAULT
-    text = f"{error.message}\n{error.raw or ''}".lower()
+    text = f"{error.message}\n{error.raw or ''}".lower() if error else ""
     for cause, words in _CAUSE_WORDS:
         if any(word in text for word in words):
             return cause
+    if state is DriverState.DISCONNECTED:
+        return FailureCause.LINK_LOST
     return FailureCause.FIRMWARE_FAULT
 
 

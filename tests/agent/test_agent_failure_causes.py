@@ -70,6 +70,16 @@ def test_a_file_the_agent_refuses_fails_as_refused(make_rig: RigFactory) -> None
         (None, DriverState.IDLE, FailureCause.CANCELLED_BY_MAKER),
         (None, DriverState.DISCONNECTED, FailureCause.LINK_LOST),
         (
+            DriverError("Offline after error", "MINTEMP triggered, system stopped! Heater_ID: 0"),
+            DriverState.DISCONNECTED,
+            FailureCause.THERMAL_FAULT,
+        ),
+        (
+            DriverError("Offline after error", "Printer halted. kill() called!"),
+            DriverState.DISCONNECTED,
+            FailureCause.FIRMWARE_FAULT,
+        ),
+        (
             DriverError("GRBL raised ALARM:3 (Reset while in motion)", "ALARM:3"),
             DriverState.ERROR,
             FailureCause.MACHINE_RESET,
