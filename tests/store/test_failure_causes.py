@@ -11,10 +11,11 @@ from sqlalchemy import text
 from test_store import job
 
 from fabnet.core.events import TaskAccepted, TaskFailed, TaskOffered, TaskReleased, TaskStarted
-from fabnet.core.states import FailureCause
+from fabnet.core.states import FailureCause, TaskState
 from fabnet.core.tasks import Transition
 from fabnet.errors import Conflict
 from fabnet.store import Store
+from fabnet.store.counts import Counts
 from fabnet.store.upgrade import ADDED_COLUMNS
 
 M = "k0-m0"
@@ -66,6 +67,14 @@ def test_failures_in_a_row_count_until_a_release_of_the_hold(store: Store, fleet
     _fail(store, tasks[1], 10, FailureCause.CANCELLED_BY_MAKER)  # not the machine's fault
     _fail(store, tasks[2], 20, FailureCause.LINK_LOST)
     assert store.holds.consecutive_failures(M) == 2
+    assert store.holds.last_failures([M, "k0-m1"]) == {M: FailureCause.LINK_LOST}
+    counts = Counts(store.db)
+    assert counts.failures() == {
+        (FailureCause.FIRMWARE_FAULT, M): 1,
+        (FailureCause.CANCELLED_BY_MAKER, M): 1,
+        (FailureCause.LINK_LOST, M): 1,
+    }
+    assert counts.tasks_by_state()[TaskState.QUEUED] == 3
     assert store.holds.hold(M, "2 failures in a row", NOW + timedelta(seconds=30))
     assert not store.holds.hold(M, "again", NOW + timedelta(seconds=31))
     assert store.catalog.get_machine(M).held
