@@ -28,8 +28,9 @@ lint: venv
 	$(BIN)/ruff format --check fabnet tests bench
 	$(BIN)/mypy
 
+# three workers, a test file each at a time: most tests wait on brokers, ptys and processes
 test: venv sysdeps-test lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 screenshots: venv sysdeps-test
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py

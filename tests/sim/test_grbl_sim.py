@@ -29,7 +29,7 @@ class Port:
         *complete, self._buffer = self._buffer.split(b"\n")
         self.lines += [c.decode().strip() for c in complete if c.strip()]
 
-    def expect(self, prefix: str, timeout_s: float = 3.0) -> str:
+    def expect(self, prefix: str, timeout_s: float = 10.0) -> str:  # patience, not a limit
         deadline = time.monotonic() + timeout_s
         while True:
             for i, line in enumerate(self.lines):
