@@ -3,7 +3,7 @@ of machines. Every function returns a complete ``<svg>`` (or HTML) string, alrea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,18 +93,8 @@ def area_chart(
         return top + plot_h - plot_h * v / peak
 
     parts = [_svg_open(width, height, f"{title}: {_fmt(total)} {unit}", "chart area-chart")]
-    parts.append(
-        f'<text class="chart-title" x="{left}" y="16">{escape(title)}</text>'
-        f'<text class="chart-total" x="{width - right}" y="16" text-anchor="end">'
-        f"{_fmt(total)} {escape(unit)}</text>"
-    )
-    for frac in (0.0, 0.5, 1.0):
-        y = y_at(peak * frac)
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
-            f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(peak * frac if total else 0.0)}</text>"
-        )
+    parts.append(_heading(title, "chart-total", f"{_fmt(total)} {unit}", left, width - right))
+    parts += _grid(left, plot_w, y_at, peak, lambda v: _fmt(v if total else 0.0))
     for n, key in enumerate(keys):
         lower, upper = stacks[n], stacks[n + 1]
         if len(starts) == 0:
@@ -254,18 +244,8 @@ def temperature_chart(
     parts = [
         _svg_open(width, height, f"temperatures: {latest or 'no readings'}", "chart temp-chart")
     ]
-    parts.append(
-        f'<text class="chart-title" x="{left}" y="16">Temperatures (°C)</text>'
-        f'<text class="chart-latest" x="{width - right}" y="16" text-anchor="end">'
-        f"{escape(latest)}</text>"
-    )
-    for frac in (0.0, 0.5, 1.0):
-        y = y_at(peak * frac)
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
-            f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{peak * frac:.0f}</text>"
-        )
+    parts.append(_heading("Temperatures (°C)", "chart-latest", latest, left, width - right))
+    parts += _grid(left, plot_w, y_at, peak, lambda v: f"{v:.0f}")
     for n, (field_name, label, colour, dashed) in enumerate(TEMPERATURE_LINES):
         pts = [
             f"{x_at(s):.1f},{y_at(v):.1f}"
@@ -309,3 +289,28 @@ def _svg_open(width: int, height: int, label: str, css: str) -> str:
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(label)}">'
     )
+
+
+def _heading(title: str, side_class: str, side_text: str, left: float, right_x: float) -> str:
+    """A chart's title on the left and its figure (``side_class``) right-aligned at ``right_x``."""
+    return (
+        f'<text class="chart-title" x="{left}" y="16">{escape(title)}</text>'
+        f'<text class="{side_class}" x="{right_x}" y="16" text-anchor="end">'
+        f"{escape(side_text)}</text>"
+    )
+
+
+def _grid(
+    left: float, plot_w: float, y_at: Callable[[float], float], peak: float,
+    label: Callable[[float], str],
+) -> list[str]:  # fmt: skip
+    """Grid lines at 0, half and the peak, each with ``label(value)`` on the axis."""
+    lines = []
+    for frac in (0.0, 0.5, 1.0):
+        y = y_at(peak * frac)
+        lines.append(
+            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{label(peak * frac)}</text>"
+        )
+    return lines
