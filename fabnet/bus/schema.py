@@ -77,6 +77,21 @@ class Range:
             )
 
 
+@dataclass(frozen=True)
+class Items:
+    """Annotation: the list must hold ``lo..hi`` items (inclusive)."""
+
+    lo: int
+    hi: int
+
+    def check(self, value: tuple[Any, ...], path: str) -> None:
+        if not self.lo <= len(value) <= self.hi:
+            raise InvalidMessage(
+                DropReason.BAD_FIELD,
+                f"{path} must hold {self.lo}..{self.hi} items, got {len(value)}",
+            )
+
+
 def _fail(path: str, expected: str, value: Any) -> InvalidMessage:
     shown = repr(value)
     if len(shown) > 60:

@@ -120,6 +120,7 @@ def every_message() -> list[tuple[str, m.Message]]:
                 machine=MACHINE, failures=3, reason="3 failures in a row, the last thermal_fault"
             ),
         ),
+        (commands, m.EventsAck(ids=(m.new_message_id(), m.new_message_id()))),
         (
             topics.hub_status(),
             m.HubStatus(hub_id="hub-1", state=m.HubState.ONLINE, version="0.1.0"),
