@@ -36,6 +36,6 @@ def test_a_world_readable_database_is_tightened(tmp_path: Path) -> None:
 def test_artifact_folders_and_token_secret_are_private(tmp_path: Path) -> None:
     ArtifactStore(tmp_path / "artifacts")
     root = tmp_path / "artifacts"
-    assert mode(root / "token.secret") == 0o600
-    for folder in (root, root / "gcode", root / "assignments"):
+    assert mode(root / "artifacts.db") == 0o600  # the token secret lives in it (issue 9)
+    for folder in (root, root / "gcode"):
         assert mode(folder) == 0o700, folder
