@@ -5,6 +5,12 @@ return quickly â€” the hub and the agent hand each message to their own worker â
 runs no other message is read and its PUBACK is not sent. ``publish`` may be called from any
 thread, also while disconnected: QoS 1 messages wait in paho's bounded queue and go out after
 the reconnect.
+
+Manual acknowledgement (``BusClient(manual_ack=True)``, paho's ``Client(manual_ack=True)``): a
+QoS 1 message handed to a ``subscribe_acked`` handler is PUBACKed only when ``ack(tag)`` is
+called, so a process that dies before it made the message durable gets it again from the
+broker on its next connect. Everything else (plain handlers, dropped messages) is acked by the
+client itself as before.
 """
 
 from __future__ import annotations
@@ -32,12 +38,35 @@ from fabnet.bus.settings import BusSettings, check_settings
 from fabnet.bus.topics import Topic, parse, strip_share
 from fabnet.errors import Conflict
 
-__all__ = ["BusClient", "BusCounters", "BusSettings", "Delivery", "check_settings"]
+__all__ = [
+    "AckHandler",
+    "BusClient",
+    "BusCounters",
+    "BusSettings",
+    "Delivery",
+    "DeliveryTag",
+    "check_settings",
+]
 
 log = logging.getLogger(__name__)
 paho_log = logging.getLogger(f"{__name__}.paho")
 
 Handler = Callable[[Topic, Message], None]
+
+
+@dataclass(frozen=True)
+class DeliveryTag:
+    """Names one received message for ``BusClient.ack``: its packet id and QoS on the
+    connection (``session``: the client's count of connects) it arrived on. A tag of an earlier
+    connection is never acked: the broker re-sends that message on the new one, under a packet
+    id it may since have given to another message."""
+
+    mid: int
+    qos: int
+    session: int
+
+
+AckHandler = Callable[[Topic, Message, DeliveryTag], None]
 
 
 @dataclass(frozen=True)
@@ -96,12 +125,21 @@ class BusClient:
         bus.stop(send_will=True)
     """
 
-    def __init__(self, settings: BusSettings, *, will: tuple[str, Message] | None = None) -> None:
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        will: tuple[str, Message] | None = None,
+        manual_ack: bool = False,
+    ) -> None:
         self.settings = check_settings(settings)
         self._will = will
+        self._manual_ack = manual_ack
         self._lock = threading.Lock()  # subscriptions and retained statuses
         self._count_lock = threading.Lock()  # counters and pending deliveries
-        self._subs: dict[str, tuple[int, str, Handler]] = {}  # filter -> qos, plain filter, fn
+        # filter -> qos, plain filter, handler, whether the handler acks itself
+        self._subs: dict[str, tuple[int, str, Handler | AckHandler, bool]] = {}
+        self._session = 0  # connects so far; the connection a DeliveryTag belongs to
         self._statuses: dict[str, Message] = {}
         self._pending: list[Delivery] = []
         self._connected = threading.Event()
@@ -118,7 +156,10 @@ class BusClient:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=MQTTProtocolVersion.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=self._manual_ack,
         )
         client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -140,10 +181,29 @@ class BusClient:
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         """Call ``handler(topic, message)`` on paho's thread for each valid message matching
         ``topic_filter`` (``$share/group/...`` allowed). Kept across reconnects."""
+        self._add_subscription(topic_filter, handler, qos, False)
+
+    def subscribe_acked(self, topic_filter: str, handler: AckHandler, qos: int = 1) -> None:
+        """Like ``subscribe``, but ``handler(topic, message, tag)`` owns the acknowledgement: on a
+        ``manual_ack`` client the broker gets the PUBACK only when ``ack(tag)`` is called
+        (without ``manual_ack`` the client acks as usual and ``ack`` does nothing)."""
+        self._add_subscription(topic_filter, handler, qos, True)
+
+    def _add_subscription(
+        self, topic_filter: str, handler: Handler | AckHandler, qos: int, acked: bool
+    ) -> None:
         with self._lock:
-            self._subs[topic_filter] = (qos, strip_share(topic_filter), handler)
+            self._subs[topic_filter] = (qos, strip_share(topic_filter), handler, acked)
         if self._connected.is_set():
             self._client.subscribe(topic_filter, options=SubscribeOptions(qos=qos))
+
+    def ack(self, tag: DeliveryTag) -> None:
+        """Acknowledge a message given to a ``subscribe_acked`` handler (any thread). Nothing
+        is sent for QoS 0, without ``manual_ack``, or for a tag of an earlier connection (the
+        broker re-delivers that message, and its new copy is acked instead)."""
+        if not self._manual_ack or tag.qos == 0 or tag.session != self._session:
+            return
+        self._client.ack(tag.mid, tag.qos)
 
     def publish(self, topic: str, msg: Message, *, qos: int = 1, retain: bool = False) -> Delivery:
         """Send ``msg``; safe while disconnected (QoS 1 is queued, QoS 0 is dropped).
@@ -198,6 +258,15 @@ class BusClient:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def connects(self) -> int:
+        """Successful connects so far: a change means the connection was lost meanwhile."""
+        return self._session
+
+    @property
+    def manual_ack(self) -> bool:
+        return self._manual_ack
 
     @property
     def last_error(self) -> str | None:
@@ -279,6 +348,7 @@ class BusClient:
             return
         first = not self._ever_connected
         self._ever_connected = True
+        self._session += 1
         self._count("connects")
         log.info(
             "%s connected to %s:%d (session present: %s)",
@@ -294,7 +364,7 @@ class BusClient:
             # persistence file yet reports the session present: those are always renewed.
             subs = [
                 (f, SubscribeOptions(qos=q))
-                for f, (q, plain, _) in self._subs.items()
+                for f, (q, plain, _, _) in self._subs.items()
                 if first or not flags.session_present or plain != f
             ]
             if subs:
@@ -346,31 +416,44 @@ class BusClient:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._count("received")
+        tag = DeliveryTag(message.mid, message.qos, self._session)
+        if not self._deliver(message, tag):
+            self.ack(tag)  # dropped, plain handler, or a handler that failed: done with it
+
+    def _deliver(self, message: mqtt.MQTTMessage, tag: DeliveryTag) -> bool:
+        """Hand ``message`` to its handler; True if an acking handler took it over."""
         try:
             topic_name = message.topic
             where = parse(topic_name)
             msg = decode_at(where, bytes(message.payload))
         except UnicodeDecodeError:
             self._drop(DropReason.BAD_TOPIC, "<undecodable>", "topic is not UTF-8")
-            return
+            return False
         except InvalidMessage as exc:
             self._drop(exc.reason, topic_name, str(exc))
-            return
-        handler = self._handler_for(topic_name)
-        if handler is None:
+            return False
+        found = self._handler_for(topic_name)
+        if found is None:
             self._drop(DropReason.UNHANDLED, topic_name, "no handler for this topic")
-            return
+            return False
+        handler, acked = found
         try:
-            handler(where, msg)
+            if acked:
+                handler(where, msg, tag)  # type: ignore[call-arg]
+            else:
+                handler(where, msg)  # type: ignore[call-arg]
         except Exception:  # top of paho's loop thread: a handler bug must not end the loop
+            # acked even from an acking handler: a message that breaks it would come back on
+            # every connect and hold a slot of the broker's in-flight window meanwhile
             self._count("handler_errors")
             log.exception("handler for %s failed on %s %s", topic_name, msg.TYPE, msg.id)
-            return
+            return False
         self._count("handled")
+        return acked
 
-    def _handler_for(self, topic: str) -> Handler | None:
+    def _handler_for(self, topic: str) -> tuple[Handler | AckHandler, bool] | None:
         with self._lock:
-            for _qos, plain, handler in self._subs.values():
+            for _qos, plain, handler, acked in self._subs.values():
                 if mqtt.topic_matches_sub(plain, topic):
-                    return handler
+                    return handler, acked
         return None
