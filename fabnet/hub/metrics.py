@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from fabnet.bus.client import BusCounters
-from fabnet.bus.messages import DropReason
+from fabnet.bus.schema import DropReason
 from fabnet.errors import InvalidInput
 
 __all__ = ["NULL_METRICS", "OFFER_OUTCOMES", "OFFER_TO_DONE_BUCKETS_S", "HubMetrics"]

@@ -16,6 +16,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore, check_live
 from fabnet.hub.dispatcher import Dispatcher
+from fabnet.hub.metrics import HubMetrics
 from fabnet.hub.service import HubService
 from fabnet.library.tolerances import MAX_UPLOAD_BYTES
 from fabnet.store.counts import Counts
@@ -25,7 +26,7 @@ from fabnet.web.api.offers import DispatcherOffers
 from fabnet.web.auth import init_auth
 from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
-from fabnet.web.metrics import make_metrics
+from fabnet.web.metrics import make_metrics, time_requests
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class WebSettings:
     library_dir: Path | None = None
     broker_connected: Callable[[], bool] | None = None  # for /healthz
     live_streams: int = 4  # live pages streaming at once; keep below the server's threads
+    metrics: HubMetrics | None = None  # this process's figures for /metrics; None: a fresh one
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
@@ -82,6 +84,9 @@ def create_app(
     # a few headers on top of the file
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES + UPLOAD_FORM_MARGIN_BYTES
     init_auth(app, service.store.accounts, api_token, settings.data_dir)
+    metrics = settings.metrics if settings.metrics is not None else HubMetrics()
+    app.extensions["fabnet_metrics"] = metrics
+    time_requests(app, metrics)
     ctx = ApiContext(
         service=service,
         listings=Listings(service.store.db),
@@ -109,12 +114,13 @@ def create_app(
         token = request.headers.get(TOKEN_HEADER, "")
         path = artifacts.open_assignment(task_id, offer_no, token)
         check_live(service.store.tasks.get(task_id), offer_no)  # ended tasks: 404
+        metrics.artifact_served(path.stat().st_size)
         return send_file(
             path, mimetype="text/x-gcode", as_attachment=True, download_name=f"{task_id}.gcode"
         )
 
     app.register_blueprint(make_health(service.store.db, settings.broker_connected))
-    app.register_blueprint(make_metrics(Counts(service.store.db)))  # operators only
+    app.register_blueprint(make_metrics(Counts(service.store.db), metrics))  # operators only
 
     @app.errorhandler(FabnetError)
     def fabnet_error(exc: FabnetError) -> tuple[Response, int]:

@@ -85,12 +85,12 @@ def test_metrics_are_prometheus_text_for_operators_only(hub: ApiHub) -> None:
     assert answer.status_code == 200
     assert answer.content_type == "text/plain; version=0.0.4; charset=utf-8"
     lines = answer.get_data(as_text=True).splitlines()
-    assert f'fabnet_task_failures_total{{cause="thermal_fault",machine="{ADA}"}} 2' in lines
-    assert f'fabnet_task_failures_total{{cause="machine_reset",machine="{ADA}"}} 1' in lines
+    assert f'fabnet_task_failures_total{{cause="thermal_fault",machine="{ADA}"}} 2.0' in lines
+    assert f'fabnet_task_failures_total{{cause="machine_reset",machine="{ADA}"}} 1.0' in lines
     assert "# TYPE fabnet_task_failures_total counter" in lines
-    assert 'fabnet_tasks{state="queued"} 3' in lines  # max_attempts 3: each went back
-    assert 'fabnet_tasks{state="done"} 0' in lines
-    assert "fabnet_machines_held 1" in lines
+    assert 'fabnet_tasks{state="queued"} 3.0' in lines  # max_attempts 3: each went back
+    assert 'fabnet_tasks{state="done"} 0.0' in lines
+    assert "fabnet_machines_held 1.0" in lines
     samples = [line for line in lines if line and not line.startswith("#")]
     assert all(len(line.rsplit(" ", 1)) == 2 for line in samples)
     assert hub.client("olga").get("/metrics").status_code == 200
