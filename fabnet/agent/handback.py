@@ -57,7 +57,7 @@ class HandBack:
         self._desk.assigned(assign.task_id)
         machine_id = self._station.machine_id
         event = reports.released(machine_id, assign.task_id, assign.attempt, DRAINING)
-        self._out.publish_terminal(self._events, event)
+        self._out.publish_event(self._events, event)
 
     def release_hold(self, why: str) -> None:
         """Hand back an accepted offer whose task has not started here."""
@@ -65,7 +65,7 @@ class HandBack:
         if hold is not None:
             self._desk.withdraw(hold.task_id)
             event = reports.released(self._station.machine_id, hold.task_id, hold.attempt, why)
-            self._out.publish_terminal(self._events, event)
+            self._out.publish_event(self._events, event)
 
     def shutdown(self) -> None:
         """The safe stop: cancel the running job (heaters and spindle off) and hand its task
@@ -77,7 +77,7 @@ class HandBack:
             failure = station.cancel()
             if failure:
                 why = f"the agent stopped; cancelling the job failed: {failure}"
-            self._out.publish_terminal(
+            self._out.publish_event(
                 self._events, reports.released(station.machine_id, job.task_id, job.attempt, why)
             )
             log.info("machine %s: task %s handed back: %s", station.machine_id, job.task_id, why)

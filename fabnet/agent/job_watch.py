@@ -78,7 +78,7 @@ class JobWatch:
             machine_s=machine_s,
             sha256=job.prepared.sha256,
         )
-        self._out.publish_terminal(self._events, event)
+        self._out.publish_event(self._events, event)
         log.info("machine %s: task %s completed (%.1f g, %.1f s)", station.machine_id,
                  job.task_id, event.grams, machine_s)  # fmt: skip
         station.end_job()
@@ -101,7 +101,7 @@ class JobWatch:
             raw=reports.clip(raw) if raw else None,
             cause=cause,
         )
-        self._out.publish_terminal(self._events, event)
+        self._out.publish_event(self._events, event)
         log.warning("machine %s: task %s failed (%s): %s (%s)", station.machine_id,
                     job.task_id, cause.value, reason, raw)  # fmt: skip
         station.end_job()

@@ -1,6 +1,6 @@
 """The agent process: one broker connection (with its Last Will), one runner per machine, the
-journal of terminal events and the pending offers, wired together; ``run_agent`` runs it
-until SIGINT or SIGTERM.
+journal of task events (kept until the hub acknowledges them) and the pending offers, wired
+together; ``run_agent`` runs it until SIGINT or SIGTERM.
 
 A stop leaves every machine safe: jobs cancelled (heaters and spindle off), their tasks
 handed back to the hub, which requeues them at once; those events are delivered before the
@@ -26,7 +26,14 @@ from fabnet.agent.policy import parse_windows
 from fabnet.agent.runner import STOP_S, MachineRunner, MachineSetup
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
-from fabnet.bus.messages import AgentState, AgentStatus, MachineCommand, Message, TaskCommand
+from fabnet.bus.messages import (
+    AgentState,
+    AgentStatus,
+    EventsAck,
+    MachineCommand,
+    Message,
+    TaskCommand,
+)
 from fabnet.bus.topics import Topic
 from fabnet.config import AgentConfig, MachineConfig
 from fabnet.drivers.base import Driver
@@ -130,7 +137,7 @@ class Agent:
     def stop(self, timeout_s: float = STOP_S, flush_timeout_s: float = 5.0) -> None:
         """Make every machine safe and hand its task back (all machines at once, each within
         ``timeout_s``), deliver those events (up to ``flush_timeout_s``; the journal keeps
-        what the broker did not acknowledge), announce the agent offline and disconnect."""
+        what the hub did not acknowledge), announce the agent offline and disconnect."""
         for runner in self.runners.values():
             runner.request_stop()
         deadline = time.monotonic() + timeout_s
@@ -156,6 +163,9 @@ class Agent:
 
     def _on_command(self, topic: Topic, msg: Message) -> None:
         """paho's thread: route to the machine's worker, never block, never raise."""
+        if isinstance(msg, EventsAck):  # the hub committed these events: forget them
+            self.outbox.acknowledged(msg.ids)
+            return
         machine = msg.machine if isinstance(msg, TaskCommand | MachineCommand) else None
         runner = self.runners.get(machine) if machine is not None else None
         if runner is None:

@@ -285,7 +285,7 @@ class MachineRunner:
         log.warning("machine %s: task %s failed: %s", self.machine_id, cmd.task_id, reason)
         raw = reports.clip(raw) if raw else None
         event = event_for(TaskFailed, cmd, reason=reason, raw=raw, cause=cause)
-        self._out.publish_terminal(self._events, event)
+        self._out.publish_event(self._events, event)
 
     def _on_cancel(self, cancel: TaskCancel) -> None:
         station = self._station

@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
-from fabnet.bus.messages import MachineCommand, Message, TaskAssign, TaskCommand, TaskOffer
+from fabnet.bus.messages import (
+    MOVING_EVENTS,
+    EventsAck,
+    MachineCommand,
+    Message,
+    TaskAssign,
+    TaskCommand,
+    TaskOffer,
+)
 from fabnet.bus.topics import Topic
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -84,10 +92,13 @@ class ArtifactServer:
 
 
 class HubPeer:
-    """Plays the hub: records every status and event of one agent, sends it commands."""
+    """Plays the hub: records every status and event of one agent, sends it commands, and
+    acknowledges each task event as the hub does after its commit (``events.ack``) unless
+    ``auto_ack`` is False."""
 
-    def __init__(self, settings: BusSettings, agent_id: str) -> None:
+    def __init__(self, settings: BusSettings, agent_id: str, auto_ack: bool = True) -> None:
         self.agent_id = agent_id
+        self.auto_ack = auto_ack
         self.received: list[tuple[Topic, Message]] = []
         self._cond = threading.Condition()
         self.bus = BusClient(settings)
@@ -99,6 +110,14 @@ class HubPeer:
         with self._cond:
             self.received.append((topic, msg))
             self._cond.notify_all()
+        if self.auto_ack and isinstance(msg, MOVING_EVENTS):
+            self.ack(msg.id, wait=False)
+
+    def ack(self, *ids: str, wait: bool = True) -> None:
+        """Send the agent an ``events.ack`` naming ``ids``."""
+        sent = self.bus.publish(topics.agent_commands(self.agent_id), EventsAck(ids=ids))
+        if wait:
+            sent.wait(5)
 
     def start(self) -> None:
         self.bus.start()
