@@ -1,6 +1,7 @@
 """Counts for ``/metrics`` (issue 10): attempts that ended badly by cause and machine, tasks
-by state, machines on hold. Always read from the tables, never kept as counters, so every hub
-sharing the database reports the same figures."""
+by state, machines on hold. Always read from the database, never kept in a process, so every
+hub sharing the database reports the same figures (tasks by state: the sums of the jobs' kept
+counts, see job_counts.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlalchemy import func, select
 
 from fabnet.core.states import FailureCause, TaskState
 from fabnet.store.database import Database
-from fabnet.store.models import AttemptRow, MachineRow, TaskRow
+from fabnet.store.job_counts import COLUMNS, JOBS
+from fabnet.store.models import AttemptRow, MachineRow
 
 
 class Counts:
@@ -29,10 +31,11 @@ class Counts:
 
     def tasks_by_state(self) -> dict[TaskState, int]:
         """Every task state with its count (0 for states no task is in)."""
-        query = select(TaskRow.state, func.count()).group_by(TaskRow.state)
+        columns = [JOBS.c[COLUMNS[state]] for state in TaskState]
+        query = select(*(func.coalesce(func.sum(c), 0) for c in columns))
         with self._db.read() as s:
-            found = {TaskState(state): n for state, n in s.execute(query)}
-        return {state: found.get(state, 0) for state in TaskState}
+            sums = s.execute(query).one()
+        return {state: int(n) for state, n in zip(TaskState, sums, strict=True)}
 
     def machines_held(self) -> int:
         query = select(func.count()).select_from(MachineRow).where(MachineRow.held_at.is_not(None))

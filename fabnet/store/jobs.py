@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fabnet.core.events import TaskCancelled
 from fabnet.core.jobs import JobSpec, job_state, split_job
@@ -16,8 +17,10 @@ from fabnet.core.timeutil import require_utc
 from fabnet.errors import InvalidInput, NotFound
 from fabnet.store.convert import job_from_row, job_to_row
 from fabnet.store.database import Database
+from fabnet.store.job_counts import CountDeltas, counts_of, initial_counts
 from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.tasks import Tasks
+from fabnet.store.transitions import apply_locked
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,12 @@ class Jobs:
                 raise NotFound(f"design {spec.design_id} not found")
             if s.get(JobRow, spec.job_id) is not None:
                 raise InvalidInput(f"job_id {spec.job_id} already exists")
+            plans = split_job(spec)
             job = job_to_row(spec, now)
+            for name, n in initial_counts(len(plans)).items():
+                setattr(job, name, n)
             s.add(job)
             s.flush()
-            plans = split_job(spec)
             for plan in plans:
                 s.add(
                     TaskRow(
@@ -82,50 +87,54 @@ class Jobs:
         return JobInfo(stored, JobState.QUEUED, {TaskState.QUEUED: len(plans)})
 
     def get(self, job_id: str) -> JobInfo:
-        """The job ``job_id`` with its derived state; raises ``NotFound``."""
-        with self._db.read() as s:
+        """The job ``job_id`` with its derived state (from its kept counts); raises
+        ``NotFound``."""
+
+        def read(s: Session) -> JobInfo:
             row = s.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"job {job_id} not found")
-            counts = s.execute(
-                select(TaskRow.state, func.count())
-                .where(TaskRow.job_id == job_id)
-                .group_by(TaskRow.state)
-            )
-            by_state = {TaskState(state): n for state, n in counts}
-            return _info(job_from_row(row), by_state)
+            return job_info(row)
+
+        return self._db.reading(read)
 
     def find(self, requester: str | None = None, limit: int = 100) -> list[JobInfo]:
         """The newest jobs (of one requester if given), newest first."""
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
         if requester is not None:
             query = query.where(JobRow.requester == requester)
-        with self._db.read() as s:
-            rows = list(s.scalars(query))
-            counts = s.execute(
-                select(TaskRow.job_id, TaskRow.state, func.count())
-                .where(TaskRow.job_id.in_([r.id for r in rows]))
-                .group_by(TaskRow.job_id, TaskRow.state)
-            )
-            by_job: dict[str, dict[TaskState, int]] = {}
-            for job_id, state, n in counts:
-                by_job.setdefault(job_id, {})[TaskState(state)] = n
-            return [_info(job_from_row(r), by_job.get(r.id, {})) for r in rows]
+        return self._db.reading(lambda s: [job_info(r) for r in s.scalars(query)])
 
     def cancel(self, job_id: str, now: datetime, reason: str = "") -> list[Transition]:
-        """Cancel every non-final task of the job (one transaction per task).
+        """Cancel every non-final task of the job, in one transaction.
 
         Returns the transitions made; raises ``NotFound`` for an unknown job.
         """
-        self.get(job_id)
-        done: list[Transition] = []
-        for task in self._tasks.find(job_id=job_id, limit=1_000_000):
-            if task.state.is_final:
-                continue
-            out = self._tasks.apply_event(task.task_id, TaskCancelled(reason=reason), now)
-            if isinstance(out, Transition):
-                done.append(out)
+        now = require_utc("now", now)
+        open_states = [state.value for state in TaskState if not state.is_final]
+        query = (
+            select(TaskRow)
+            .where(TaskRow.job_id == job_id, TaskRow.state.in_(open_states))
+            .order_by(TaskRow.id)
+            .with_for_update()
+        )
+        with self._db.write() as s:
+            if s.get(JobRow, job_id) is None:
+                raise NotFound(f"job {job_id} not found")
+            counts = CountDeltas()
+            done: list[Transition] = []
+            for row in s.scalars(query):
+                event = TaskCancelled(reason=reason)
+                out = apply_locked(s, row.id, event, now, counts, row)
+                if isinstance(out, Transition):
+                    done.append(out)
+            counts.write(s)
         return done
+
+
+def job_info(row: JobRow) -> JobInfo:
+    """``row`` with the state its kept task counts give."""
+    return _info(job_from_row(row), counts_of(row))
 
 
 def _info(spec: JobSpec, by_state: dict[TaskState, int]) -> JobInfo:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,15 +9,14 @@ from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, extract, func, select
 
-from fabnet.core.jobs import job_state
 from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
 from fabnet.core.machines import Machine
 from fabnet.core.states import TaskState
 from fabnet.core.tasks import TaskSnapshot
 from fabnet.errors import InvalidInput
-from fabnet.store.convert import job_from_row, machine_from_row, snapshot_from_row
+from fabnet.store.convert import machine_from_row, snapshot_from_row
 from fabnet.store.database import Database
-from fabnet.store.jobs import JobInfo
+from fabnet.store.jobs import JobInfo, job_info
 from fabnet.store.ledger import LedgerScope
 from fabnet.store.models import JobRow, LedgerRow, MachineRow, MakerRow, TaskRow
 
@@ -66,20 +64,7 @@ class Listings:
         if requester is not None:
             query = query.where(JobRow.requester == requester)
         with self._db.read() as s:
-            rows = list(s.scalars(query.limit(limit).offset(offset)))
-            counts = s.execute(
-                select(TaskRow.job_id, TaskRow.state, func.count())
-                .where(TaskRow.job_id.in_([r.id for r in rows]))
-                .group_by(TaskRow.job_id, TaskRow.state)
-            )
-            by_job: dict[str, dict[TaskState, int]] = {}
-            for job_id, state, n in counts:
-                by_job.setdefault(job_id, {})[TaskState(state)] = n
-        out = []
-        for row in rows:
-            states = by_job.get(row.id, {})
-            out.append(JobInfo(job_from_row(row), job_state(Counter(states).elements()), states))
-        return out
+            return [job_info(r) for r in s.scalars(query.limit(limit).offset(offset))]
 
     def machines(
         self,

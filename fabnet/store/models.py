@@ -90,6 +90,17 @@ class JobRow(Base):
     max_attempts: Mapped[int]
     nozzle_mm: Mapped[float | None]
     created_at: Mapped[datetime]
+    # How many of the job's tasks are in each state, moved in the transaction that moves a
+    # task (store/job_counts.py), so reading a job never recounts its tasks. Nullable for the
+    # ALTER TABLE of older databases; upgrade.py back-fills them on start.
+    tasks_queued: Mapped[int | None]
+    tasks_offered: Mapped[int | None]
+    tasks_claimed: Mapped[int | None]
+    tasks_preparing: Mapped[int | None]
+    tasks_running: Mapped[int | None]
+    tasks_done: Mapped[int | None]
+    tasks_failed: Mapped[int | None]
+    tasks_cancelled: Mapped[int | None]
 
 
 class TaskRow(Base):

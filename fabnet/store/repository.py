@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from fabnet.core.events import TaskEvent
 from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
 from fabnet.core.matching import TaskRequest
 from fabnet.core.tasks import Outcome, Transition
+from fabnet.errors import FabnetError
 from fabnet.store.accounts import Accounts
 from fabnet.store.catalog import Catalog
 from fabnet.store.database import DEFAULT_URL, Database
 from fabnet.store.holds import Holds
+from fabnet.store.job_counts import backfill as backfill_job_counts
 from fabnet.store.jobs import Jobs
 from fabnet.store.ledger import Ledger
 from fabnet.store.models import Base
-from fabnet.store.tasks import Tasks
+from fabnet.store.tasks import Match, Tasks
 from fabnet.store.telemetry import TelemetryLog
 from fabnet.store.upgrade import add_missing_columns
 
@@ -27,7 +30,8 @@ class Store:
     """The repository, in four parts sharing one database:
 
     ``catalog`` (makers, machines, designs), ``jobs`` (submit, get, find, cancel), ``tasks``
-    (get, find, queued, apply_event, expire_leases, expire_offers, machine_offline) and
+    (get, find, queued, apply_event, apply_events, offer_queued, expire_leases,
+    expire_offers, machine_offline, claimed_unassigned) and
     ``ledger`` (entries, totals, series, recent_hours_by_maker). The most used calls are
     also here. Thread-safe; every call is its own transaction.
     """
@@ -48,6 +52,7 @@ class Store:
         """Create missing tables, and add the columns an older fabnet's tables lack."""
         Base.metadata.create_all(self.db.engine)
         add_missing_columns(self.db.engine)
+        backfill_job_counts(self.db.engine)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -57,9 +62,23 @@ class Store:
         """See ``Tasks.apply_event``."""
         return self.tasks.apply_event(task_id, event, now)
 
+    def apply_events(
+        self, items: Sequence[tuple[str, TaskEvent]], now: datetime
+    ) -> list[Outcome | FabnetError]:
+        """See ``Tasks.apply_events``: a batch in one transaction, errors per slot."""
+        return self.tasks.apply_events(items, now)
+
+    def offer_queued(self, limit: int, now: datetime, match: Match) -> list[Transition]:
+        """See ``Tasks.offer_queued``: queued tasks locked, matched and offered at once."""
+        return self.tasks.offer_queued(limit, now, match)
+
     def expire_leases(self, now: datetime) -> list[Transition]:
         """See ``Tasks.expire_leases``."""
         return self.tasks.expire_leases(now)
+
+    def expire_offers(self, now: datetime) -> list[Transition]:
+        """See ``Tasks.expire_offers``."""
+        return self.tasks.expire_offers(now)
 
     def queued_tasks(self, limit: int = 1000) -> list[TaskRequest]:
         """See ``Tasks.queued``."""

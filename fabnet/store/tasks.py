@@ -1,16 +1,19 @@
-"""Task transitions in the database: each event is applied in one transaction, once.
+"""Task transitions in the database: each event is applied once, in as few transactions as
+the caller's batch allows.
 
-``apply_event`` locks the task row (``FOR UPDATE`` on PostgreSQL; on SQLite the write
-transaction opens with ``BEGIN IMMEDIATE``), checks whether the event id was seen, runs the
-core's pure ``apply`` and writes the task, the attempt, the event and — on done — the ledger
-entry together. Ignored events are recorded too (with their reason) unless duplicates.
+``apply_event`` moves one task in one transaction; ``apply_events`` a batch of bus events in
+one transaction with a SAVEPOINT per item; ``offer_queued`` and the sweeps lock the rows they
+take ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatcher processes sharing one
+database never take the same task (on SQLite the write transaction's ``BEGIN IMMEDIATE`` lets
+one writer in at a time). The per-task work is in ``transitions.py``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,9 +24,8 @@ from fabnet.core.events import (
     MachineWentOffline,
     OfferTimedOut,
     TaskEvent,
-    event_kind,
+    TaskOffered,
 )
-from fabnet.core.lifecycle import apply
 from fabnet.core.matching import TaskRequest
 from fabnet.core.states import (
     LEASED_TASK_STATES,
@@ -34,14 +36,20 @@ from fabnet.core.states import (
 )
 from fabnet.core.tasks import Ignored, Outcome, TaskSnapshot, Transition
 from fabnet.core.timeutil import require_utc
-from fabnet.errors import NotFound
-from fabnet.store.convert import request_from_row, snapshot_from_row, write_snapshot
+from fabnet.errors import FabnetError, InvalidInput, NotFound
+from fabnet.store.convert import request_from_row, snapshot_from_row
 from fabnet.store.database import Database
-from fabnet.store.models import AttemptRow, EventRow, JobRow, LedgerRow, MachineRow, TaskRow
+from fabnet.store.job_counts import CountDeltas
+from fabnet.store.models import AttemptRow, EventRow, MachineRow, TaskRow
+from fabnet.store.transitions import apply_locked, attempt_rows
 
 log = logging.getLogger(__name__)
 
-_DETAIL_MAX = 500
+# Tasks one sweep (expire_leases / expire_offers) moves in its one transaction; the rest wait
+# for the next call, so a backlog never makes one transaction hold thousands of row locks.
+SWEEP_BATCH = 1000
+
+Match = Callable[[list[TaskRequest]], Iterable[tuple[str, TaskOffered]]]
 
 
 class Tasks:
@@ -52,11 +60,14 @@ class Tasks:
 
     def get(self, task_id: str) -> TaskSnapshot:
         """The task with its attempts; raises ``NotFound``."""
-        with self._db.read() as s:
+
+        def read(s: Session) -> TaskSnapshot:
             row = s.get(TaskRow, task_id)
             if row is None:
                 raise NotFound(f"task {task_id} not found")
-            return snapshot_from_row(row, _attempt_rows(s, task_id))
+            return snapshot_from_row(row, attempt_rows(s, task_id))
+
+        return self._db.reading(read)
 
     def find(
         self, job_id: str | None = None, state: TaskState | None = None, limit: int = 1000
@@ -67,8 +78,7 @@ class Tasks:
             query = query.where(TaskRow.job_id == job_id)
         if state is not None:
             query = query.where(TaskRow.state == state.value)
-        with self._db.read() as s:
-            return [snapshot_from_row(r, []) for r in s.scalars(query)]
+        return self._db.reading(lambda s: [snapshot_from_row(r, []) for r in s.scalars(query)])
 
     def count_by_state(self, job_id: str | None = None) -> dict[TaskState, int]:
         """How many tasks are in each state (of one job, or of all), in one GROUP BY."""
@@ -84,29 +94,34 @@ class Tasks:
         Order: priority (high first), deadline (none last), age. Machines that failed a task
         before are in its ``avoid_machines``.
         """
+        return self._db.reading(lambda s: _requests(s, list(s.scalars(_queued_query(limit)))))
+
+    def claimed_unassigned(self, older_than: datetime, limit: int) -> list[TaskSnapshot]:
+        """Tasks claimed (accepted, no G-code assigned yet) at or before ``older_than``,
+        oldest claim first, with their attempts: work a dispatcher that died left undone."""
+        older_than = require_utc("older_than", older_than)
         query = (
             select(TaskRow)
-            .where(TaskRow.state == TaskState.QUEUED.value)
-            .order_by(
-                TaskRow.priority.desc(),
-                TaskRow.deadline.asc().nulls_last(),
-                TaskRow.created_at,
-                TaskRow.id,
+            .join(
+                AttemptRow,
+                (AttemptRow.task_id == TaskRow.id)
+                & (AttemptRow.offer_no == TaskRow.offer_no)
+                & AttemptRow.ended_at.is_(None),
             )
+            .where(TaskRow.state == TaskState.CLAIMED.value, AttemptRow.started_at <= older_than)
+            .order_by(AttemptRow.started_at, TaskRow.id)
             .limit(limit)
         )
-        with self._db.read() as s:
+
+        def read(s: Session) -> list[TaskSnapshot]:
             rows = list(s.scalars(query))
-            failed = s.execute(
-                select(AttemptRow.task_id, AttemptRow.machine_id).where(
-                    AttemptRow.task_id.in_([r.id for r in rows]),
-                    AttemptRow.cause == AttemptCause.FAILED.value,
-                )
-            )
-            avoid: dict[str, set[str]] = {}
-            for task_id, machine_id in failed:
-                avoid.setdefault(task_id, set()).add(machine_id)
-            return [request_from_row(r, frozenset(avoid.get(r.id, ()))) for r in rows]
+            attempts: dict[str, list[AttemptRow]] = {}
+            found = select(AttemptRow).where(AttemptRow.task_id.in_([r.id for r in rows]))
+            for a in s.scalars(found):
+                attempts.setdefault(a.task_id, []).append(a)
+            return [snapshot_from_row(r, attempts.get(r.id, [])) for r in rows]
+
+        return self._db.reading(read)
 
     def apply_event(self, task_id: str, event: TaskEvent, now: datetime) -> Outcome:
         """Apply ``event`` to task ``task_id`` at ``now`` in one transaction.
@@ -117,149 +132,172 @@ class Tasks:
         now = require_utc("now", now)
         try:
             with self._db.write() as s:
-                return _apply_locked(s, task_id, event, now)
+                counts = CountDeltas()
+                outcome = apply_locked(s, task_id, event, now, counts)
+                counts.write(s)
+                return outcome
         except IntegrityError:
             # Only reachable if another transaction recorded this event id first.
             log.info("event %s for task %s raced a duplicate", event.event_id, task_id)
             return Ignored(event.event_id, IgnoreReason.DUPLICATE, "recorded concurrently")
 
-    def expire_leases(self, now: datetime) -> list[Transition]:
-        """Requeue (or fail) every task whose lease ran out at ``now``; one transaction each."""
+    def apply_events(
+        self, items: Sequence[tuple[str, TaskEvent]], now: datetime
+    ) -> list[Outcome | FabnetError]:
+        """Apply each (task id, event) in order, all in one transaction, each in a SAVEPOINT.
+
+        Slot ``i`` of the result is item ``i``'s ``Transition`` or ``Ignored``, or the
+        ``FabnetError`` (``NotFound``, ``InvalidInput``, ``Conflict``) it raised: that item
+        alone is rolled back, the others commit. Any other error rolls back the whole batch.
+        """
         now = require_utc("now", now)
-        leased = [s.value for s in LEASED_TASK_STATES]
-        ids = self._ids(
-            select(TaskRow.id).where(TaskRow.state.in_(leased), TaskRow.lease_until <= now)
-        )
-        return self._apply_each(ids, LeaseExpired, now)
+        results: list[Outcome | FabnetError] = []
+        if not items:
+            return results
+        with self._db.write() as s:
+            counts = CountDeltas()
+            for task_id, event in items:
+                item = CountDeltas()
+                try:
+                    with s.begin_nested():
+                        outcome = apply_locked(s, task_id, event, now, item)
+                except FabnetError as exc:
+                    results.append(exc)
+                    continue
+                except IntegrityError as exc:
+                    results.append(_integrity_outcome(s, task_id, event, exc))
+                    continue
+                counts.merge(item)
+                results.append(outcome)
+            counts.write(s)
+        return results
+
+    def offer_queued(self, limit: int, now: datetime, match: Match) -> list[Transition]:
+        """Offer queued tasks in one transaction: take up to ``limit`` in ``queued()`` order
+        (on PostgreSQL locked ``FOR UPDATE SKIP LOCKED``: rows another dispatcher holds are
+        passed over), hand them to ``match``, apply each ``(task_id, TaskOffered)`` it returns.
+
+        Returns the transitions made. Raises ``InvalidInput`` (nothing offered) if ``match``
+        names a task it was not given or returns another event than ``TaskOffered``.
+        """
+        now = require_utc("now", now)
+        if limit < 1:
+            return []
+        with self._db.write() as s:
+            rows = list(s.scalars(_queued_query(limit).with_for_update(skip_locked=True)))
+            if not rows:
+                return []
+            by_id = {r.id: r for r in rows}
+            counts = CountDeltas()
+            done: list[Transition] = []
+            for task_id, event in match(_requests(s, rows)):
+                if task_id not in by_id:
+                    raise InvalidInput(f"match offered task {task_id}, which it was not given")
+                if not isinstance(event, TaskOffered):
+                    raise InvalidInput(f"match returned {type(event).__name__}, not TaskOffered")
+                out = apply_locked(s, task_id, event, now, counts, by_id[task_id])
+                if isinstance(out, Transition):
+                    done.append(out)
+            counts.write(s)
+        return done
+
+    def expire_leases(self, now: datetime) -> list[Transition]:
+        """Requeue (or fail) tasks whose lease ran out at ``now``, up to ``SWEEP_BATCH``, in
+        one transaction; rows another dispatcher has locked are skipped (it expires them)."""
+        now = require_utc("now", now)
+        leased = [state.value for state in LEASED_TASK_STATES]
+        where = (TaskRow.state.in_(leased), TaskRow.lease_until <= now)
+        return self._sweep(where, LeaseExpired, now)
 
     def expire_offers(self, now: datetime) -> list[Transition]:
-        """Requeue every offered task whose offer lapsed at ``now``; one transaction each."""
+        """Requeue offered tasks whose offer lapsed at ``now``, as ``expire_leases`` does."""
         now = require_utc("now", now)
-        ids = self._ids(
-            select(TaskRow.id).where(
-                TaskRow.state == TaskState.OFFERED.value, TaskRow.offer_until <= now
-            )
-        )
-        return self._apply_each(ids, OfferTimedOut, now)
+        where = (TaskRow.state == TaskState.OFFERED.value, TaskRow.offer_until <= now)
+        return self._sweep(where, OfferTimedOut, now)
 
     def machine_offline(self, machine_id: str, now: datetime) -> list[Transition]:
-        """Record ``machine_id`` offline and requeue the tasks it was offered or held."""
+        """Record ``machine_id`` offline and requeue the tasks it was offered or held, in one
+        transaction. Raises ``NotFound`` for an unknown machine."""
         now = require_utc("now", now)
         with self._db.write() as s:
-            row = s.get(MachineRow, machine_id)
-            if row is None:
+            machine = s.get(MachineRow, machine_id)
+            if machine is None:
                 raise NotFound(f"machine {machine_id} not found")
-            row.state = MachineState.OFFLINE.value
-        ids = self._ids(select(TaskRow.id).where(TaskRow.machine_id == machine_id))
-        done: list[Transition] = []
-        for task_id in ids:
-            out = self.apply_event(task_id, MachineWentOffline(machine_id=machine_id), now)
-            if isinstance(out, Transition):
-                done.append(out)
-        return done
-
-    def _ids(self, query: Select[str]) -> list[str]:
-        with self._db.read() as s:
-            return list(s.scalars(query))
-
-    def _apply_each(
-        self, ids: Iterable[str], make: type[LeaseExpired] | type[OfferTimedOut], now: datetime
-    ) -> list[Transition]:
-        done: list[Transition] = []
-        for task_id in ids:
-            out = self.apply_event(task_id, make(), now)
-            if isinstance(out, Transition):
-                done.append(out)
-        return done
-
-
-def _attempt_rows(s: Session, task_id: str) -> list[AttemptRow]:
-    return list(s.scalars(select(AttemptRow).where(AttemptRow.task_id == task_id)))
-
-
-def _apply_locked(s: Session, task_id: str, event: TaskEvent, now: datetime) -> Outcome:
-    row = s.get(TaskRow, task_id, with_for_update=True)
-    if row is None:
-        raise NotFound(f"task {task_id} not found")
-    seen = s.get(EventRow, event.event_id) is not None
-    attempts = _attempt_rows(s, task_id)
-    snapshot = snapshot_from_row(
-        row, attempts, frozenset({event.event_id}) if seen else frozenset()
-    )
-    outcome = apply(snapshot, event, now)
-    if isinstance(outcome, Ignored):
-        if outcome.reason is not IgnoreReason.DUPLICATE:
-            s.add(_event_row(task_id, event, now, snapshot.state, None, outcome))
-        log.debug("task %s: %s ignored (%s)", task_id, event_kind(event), outcome.detail)
-        return outcome
-    write_snapshot(row, outcome.task)
-    if outcome.attempt_started is not None:
-        a = outcome.attempt_started
-        s.add(
-            AttemptRow(
-                task_id=task_id,
-                number=a.number,
-                machine_id=a.machine_id,
-                offer_no=a.offer_no,
-                started_at=a.started_at,
-                ended_at=None,
-                cause=None,
-                detail="",
+            machine.state = MachineState.OFFLINE.value
+            query = (
+                select(TaskRow)
+                .where(TaskRow.machine_id == machine_id)
+                .order_by(TaskRow.id)
+                .with_for_update()
             )
+            rows = list(s.scalars(query))
+            return _apply_to_rows(s, rows, lambda: MachineWentOffline(machine_id=machine_id), now)
+
+    def _sweep(
+        self,
+        where: tuple[Any, ...],
+        make: type[LeaseExpired] | type[OfferTimedOut],
+        now: datetime,
+    ) -> list[Transition]:
+        query = (
+            select(TaskRow)
+            .where(*where)
+            .order_by(TaskRow.id)
+            .limit(SWEEP_BATCH)
+            .with_for_update(skip_locked=True)
         )
-    if outcome.attempt_ended is not None:
-        ended = outcome.attempt_ended
-        for a_row in attempts:
-            if a_row.number == ended.number:
-                a_row.ended_at = ended.ended_at
-                a_row.cause = ended.cause.value if ended.cause else None
-                a_row.detail = ended.detail[:_DETAIL_MAX]
-                a_row.failure = ended.failure.value if ended.failure else None
-    s.add(_event_row(task_id, event, now, snapshot.state, outcome, None))
-    if outcome.completed is not None:
-        _add_ledger_entry(s, row, outcome, now)
-    return outcome
+        with self._db.write() as s:
+            return _apply_to_rows(s, list(s.scalars(query)), make, now)
 
 
-def _event_row(
-    task_id: str,
-    event: TaskEvent,
-    now: datetime,
-    from_state: TaskState,
-    moved: Transition | None,
-    ignored: Ignored | None,
-) -> EventRow:
-    return EventRow(
-        event_id=event.event_id,
-        task_id=task_id,
-        kind=event_kind(event),
-        at=now,
-        from_state=from_state.value,
-        to_state=moved.to_state.value if moved else None,
-        cause=moved.cause.value if moved else None,
-        ignored=ignored.reason.value if ignored else None,
-        detail=(ignored.detail if ignored else "")[:_DETAIL_MAX],
+def _apply_to_rows(
+    s: Session, rows: list[TaskRow], make: Callable[[], TaskEvent], now: datetime
+) -> list[Transition]:
+    """Apply a fresh hub event ``make()`` to each locked row; the transitions made."""
+    counts = CountDeltas()
+    done: list[Transition] = []
+    for row in rows:
+        out = apply_locked(s, row.id, make(), now, counts, row)
+        if isinstance(out, Transition):
+            done.append(out)
+    counts.write(s)
+    return done
+
+
+def _queued_query(limit: int) -> Select[TaskRow]:
+    return (
+        select(TaskRow)
+        .where(TaskRow.state == TaskState.QUEUED.value)
+        .order_by(
+            TaskRow.priority.desc(),
+            TaskRow.deadline.asc().nulls_last(),
+            TaskRow.created_at,
+            TaskRow.id,
+        )
+        .limit(limit)
     )
 
 
-def _add_ledger_entry(s: Session, task: TaskRow, moved: Transition, now: datetime) -> None:
-    completed = moved.completed
-    assert completed is not None
-    job = s.get(JobRow, task.job_id)
-    machine = s.get(MachineRow, completed.machine_id)
-    if job is None or machine is None:
-        raise NotFound(f"job {task.job_id} or machine {completed.machine_id} not found")
-    s.add(
-        LedgerRow(
-            task_id=task.id,
-            job_id=job.id,
-            maker_id=machine.maker_id,
-            machine_id=machine.id,
-            design_id=job.design_id,
-            material=task.material,
-            grams=completed.grams,
-            machine_hours=completed.machine_hours,
-            parts=task.parts,
-            finished_at=now,
+def _requests(s: Session, rows: list[TaskRow]) -> list[TaskRequest]:
+    """``rows`` as match requests, each avoiding the machines that failed it before."""
+    failed = s.execute(
+        select(AttemptRow.task_id, AttemptRow.machine_id).where(
+            AttemptRow.task_id.in_([r.id for r in rows]),
+            AttemptRow.cause == AttemptCause.FAILED.value,
         )
     )
+    avoid: dict[str, set[str]] = {}
+    for task_id, machine_id in failed:
+        avoid.setdefault(task_id, set()).add(machine_id)
+    return [request_from_row(r, frozenset(avoid.get(r.id, ()))) for r in rows]
+
+
+def _integrity_outcome(
+    s: Session, task_id: str, event: TaskEvent, exc: IntegrityError
+) -> Outcome | FabnetError:
+    """A batch item whose rows broke a constraint (its savepoint is rolled back): a duplicate
+    if another transaction recorded the event id meanwhile, else bad input naming the cause."""
+    if s.get(EventRow, event.event_id) is not None:
+        log.info("event %s for task %s raced a duplicate", event.event_id, task_id)
+        return Ignored(event.event_id, IgnoreReason.DUPLICATE, "recorded concurrently")
+    return InvalidInput(f"event {event.event_id} for task {task_id} not recorded: {exc.orig}")

@@ -7,6 +7,7 @@ import logging
 
 from sqlalchemy import Engine, inspect
 
+from fabnet.store.job_counts import COLUMNS
 from fabnet.store.models import Base
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("machines", "held_at"),
     ("machines", "hold_reason"),
     ("machines", "hold_cleared_at"),
+    *(("jobs", name) for name in COLUMNS.values()),  # job_counts.backfill fills them in
 )
 
 
