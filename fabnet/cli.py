@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "gcode": "fabnet.gcode.cli:gcode",
     "print": "fabnet.drivers.cli:print_command",
     "sim": "fabnet.sim.cli:sim",
-    "demo": "fabnet.demo:demo_command",
+    "demo": "fabnet.roots.demo:demo_command",
     "hub": "fabnet.hub.cli:hub_command",
     "agent": "fabnet.agent.cli:agent_command",
     "init": "fabnet.hub.cli:init",

@@ -25,7 +25,7 @@ from fabnet.secrets_check import secret
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_DATABASE_URL = "sqlite:///var/fabnet.db"
 # waitress worker threads of the hub; more made the slowest API answers slower on 2 cores
-# (bench/serve.py), so raise it only for more simultaneous live pages (see fabnet.hub.process)
+# (bench/serve.py), so raise it only for more simultaneous live pages (see fabnet.roots.http)
 DEFAULT_HTTP_THREADS = 8
 SLICER_CHOICES = ("builtin", "prusaslicer", "curaengine")
 HUB_PASSWORD_HINT = "set the hub's broker password (fabnet init hub generates one; see README)"
@@ -102,6 +102,10 @@ class HubConfig:
     http_threads: int = DEFAULT_HTTP_THREADS  # at most half of them serve live pages
     max_machines_per_agent: int = 64  # more machine statuses from one agent are dropped
     max_consecutive_failures: int = 3  # a machine failing this often in a row is held
+    # Scale-out (issue 9): where G-code files live (a folder every hub process reaches;
+    # None: <data_dir>/artifacts) and the one-task token secret ("" = kept in the database)
+    artifacts_dir: Path | None = None
+    token_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,10 +210,26 @@ def load_hub_config(path: Path) -> HubConfig:
         http_threads=http.integer("threads", 4, 256, DEFAULT_HTTP_THREADS),
         max_machines_per_agent=hub.integer("max_machines_per_agent", 1, 10_000, 64),
         max_consecutive_failures=hub.integer("max_consecutive_failures", 1, 1000, 3),
+        artifacts_dir=hub.path("artifacts_dir", ""),
+        token_secret=_token_secret(hub),
     )
     for table in (hub, broker, db, http, root):
         table.finish()
     return config
+
+
+MIN_TOKEN_SECRET = 32
+
+
+def _token_secret(hub: TableReader) -> str:
+    """``[hub] token_secret``: "" (the database keeps one) or at least 32 characters."""
+    value = hub.text("token_secret", "")
+    if value and len(value) < MIN_TOKEN_SECRET:
+        raise ConfigError(
+            f"[hub] token_secret must be empty or at least {MIN_TOKEN_SECRET} characters, "
+            f"got {len(value)}"
+        )
+    return str(value)
 
 
 def _machine_slicers(root: TableReader) -> dict[str, str]:

@@ -30,6 +30,8 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
             "slicer",
             "max_machines_per_agent",
             "max_consecutive_failures",
+            "artifacts_dir",
+            "token_secret",
         }
     ),
     "broker": frozenset({"url", "username", "password", "password_file", "ca_file", "accounts"}),

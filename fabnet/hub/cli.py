@@ -26,13 +26,26 @@ TOKEN = click.option(
 )
 
 
+ROLES = ("all", "api", "dispatcher")
+
+
 @click.command("hub")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
-def hub_command(config_path: Path) -> None:
-    """Run a hub: REST API, scheduler and MQTT dispatcher."""
-    from fabnet.hub.process import run_hub
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="all",
+    show_default=True,
+    help="all: one process does everything (the only role on SQLite). api: HTTP only (REST "
+    "API, dashboard, G-code downloads). dispatcher: agents' events, sweeps and offers, no "
+    "HTTP. Run any number of api and dispatcher processes on one PostgreSQL and one broker.",
+)
+def hub_command(config_path: Path, role: str) -> None:
+    """Run a hub process: REST API, scheduler and MQTT dispatcher, or one role of them."""
+    from fabnet.roots.hub import run_hub
+    from fabnet.roots.roles import Role
 
-    run_hub(load_hub_config(config_path))
+    run_hub(load_hub_config(config_path), Role(role))  # a ConfigError: one line, exit 2
 
 
 @click.command("submit")

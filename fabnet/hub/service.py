@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fabnet.core.ids import new_id
 from fabnet.core.jobs import JobSpec, Quality
 from fabnet.core.states import MachineKind, TaskState
 from fabnet.errors import Conflict, InvalidInput
 from fabnet.hub.designs import DesignCatalog, estimate_part
+from fabnet.hub.machines import split_machine_id
 from fabnet.profiles import CncMaterial, load_materials
 from fabnet.store import Store
 from fabnet.store.jobs import JobInfo
@@ -34,6 +35,44 @@ class JobRequest:
     priority: int = 0
     deadline: str | None = None
     requester: str = "anonymous"
+
+
+class HubCommands(Protocol):
+    """What the hub tells machines: the ``Dispatcher`` in the one-process role, the ``api``
+    role's ``fabnet.hub.commands.ApiCommands`` otherwise. The web layer calls these through
+    the service and never builds a bus message itself."""
+
+    def answer_offer(
+        self, agent: str, machine: str, task_id: str, offer_no: int, accept: bool, reason: str = ""
+    ) -> None: ...
+
+    def control_task(self, task_id: str, pause: bool) -> None: ...
+
+    def configure_machine(
+        self,
+        machine_id: str,
+        material: str,
+        materials: tuple[str, ...],
+        max_task_hours: float | None,
+        auto_accept: bool,
+        windows: tuple[str, ...],
+    ) -> bool: ...
+
+    def cancel_job(self, job_id: str, reason: str) -> None: ...
+
+
+class OfferAnswers:
+    """A maker's answer to an offer (API or dashboard), applied by the hub's commands as if
+    their agent had sent it."""
+
+    def __init__(self, commands: HubCommands) -> None:
+        self._commands = commands
+
+    def decide(
+        self, machine_id: str, task_id: str, offer_no: int, accept: bool, reason: str
+    ) -> None:
+        agent, machine = split_machine_id(machine_id)
+        self._commands.answer_offer(agent, machine, task_id, offer_no, accept, reason)
 
 
 class HubService:

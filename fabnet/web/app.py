@@ -15,14 +15,12 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore, check_live
-from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.metrics import HubMetrics
-from fabnet.hub.service import HubService
+from fabnet.hub.service import HubCommands, HubService, OfferAnswers
 from fabnet.library.tolerances import MAX_UPLOAD_BYTES
 from fabnet.store.counts import Counts
 from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
-from fabnet.web.api.offers import DispatcherOffers
 from fabnet.web.auth import init_auth
 from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
@@ -70,12 +68,13 @@ def create_app(
     api_token: str,
     *,
     settings: WebSettings | None = None,
-    dispatcher: Dispatcher | None = None,
+    dispatcher: HubCommands | None = None,
 ) -> Flask:
     """The hub's app: log-in pages, ``/api/v1`` (session or bearer token; ``api_token`` is the
     operator bootstrap token) and ``/artifacts`` (one-task tokens).
 
-    Without ``dispatcher`` offers cannot be accepted or declined (409).
+    ``dispatcher`` is the hub's commands to machines (a ``Dispatcher``, or an ``api`` process's
+    ``ApiCommands``); without it offers cannot be accepted or declined (409).
     """
     settings = settings or WebSettings()
     app = Flask("fabnet")
@@ -92,7 +91,7 @@ def create_app(
         listings=Listings(service.store.db),
         broker=settings.broker,
         hub_url=settings.hub_url,
-        offers=DispatcherOffers(dispatcher) if dispatcher else None,
+        offers=OfferAnswers(dispatcher) if dispatcher else None,
         configurer=dispatcher,
         library_dir=settings.library_dir or service.designs.library_dir,
     )

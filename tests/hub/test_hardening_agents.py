@@ -22,8 +22,8 @@ from fabnet.bus.topics import Topic
 from fabnet.core.states import TaskState
 from fabnet.hub.process import Hub
 from fabnet.hub.service import JobRequest
+from fabnet.roots.network import SimNetwork
 from fabnet.sim.makers import SimMachine, SimMaker
-from fabnet.sim.network import SimNetwork
 
 AGENT, MACHINE = "ada", "mk3s-1"
 FORGED_SHA = "ee" * 32
@@ -171,7 +171,8 @@ def test_bad_messages_are_one_line_each_and_machines_are_capped(
     rogue.dropped("NotFound", 3)
     assert len(rogue.hub.store.catalog.list_machines(maker_id=AGENT)) == 3
     data = rogue.hub.config.data_dir  # issue 13, item 13: the hub's secrets are its own
-    for private in (data / "artifacts", data / "artifacts" / "token.secret", data / "fabnet.db"):
+    # the token secret lives in the database since issue 9
+    for private in (data / "artifacts", data / "artifacts" / "gcode", data / "fabnet.db"):
         assert private.stat().st_mode & 0o077 == 0, private
     dispatch = [r for r in caplog.records if r.name == "fabnet.hub.dispatcher"]
     assert not [r for r in dispatch if r.exc_info], "no tracebacks for an agent's bad input"

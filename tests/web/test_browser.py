@@ -34,7 +34,7 @@ from selenium.webdriver.support.ui import Select
 from fabnet.bus.broker import free_port
 from fabnet.core.states import TaskState
 from fabnet.hub.service import JobRequest
-from fabnet.sim.network import SimNetwork
+from fabnet.roots.network import SimNetwork
 
 CUBE = "cube-xyz-20mm"
 MARK = "return window.__noReload"

@@ -1,27 +1,20 @@
 """``/offers``: tasks offered to a maker's ask-first machines, and the maker's accept or
-decline, which the hub applies itself as if the agent had sent ``task.accepted`` /
-``task.declined`` (the dispatcher then assigns or re-offers as usual)."""
+decline, which the hub's commands apply as if the agent had sent ``task.accepted`` /
+``task.declined`` (a dispatcher then assigns or re-offers as usual)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Response
 
-from fabnet.bus import messages as msg
-from fabnet.bus.topics import Topic, TopicKind
 from fabnet.core.states import TaskState
 from fabnet.errors import Conflict
-from fabnet.hub.dispatcher import Dispatcher
-from fabnet.hub.machines import split_machine_id
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid, iso, own_makers
 from fabnet.web.api.jobs import TASK, paged, task_with_maker
 from fabnet.web.auth import MAKER, User
 from fabnet.web.openapi import ApiRoutes, user_of
 from fabnet.web.schemas import Field, ListOf, Schema
-
-DECISION_WAIT_S = 10.0
 
 OFFER = Schema(
     "Offer",
@@ -44,29 +37,6 @@ DECIDED = Schema(
         Field("task", "object", required=True, schema=TASK),
     ),
 )
-
-
-class DispatcherOffers:
-    """Hands a maker's decision to the dispatcher's own inbox and waits until it is applied."""
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    def decide(
-        self, machine_id: str, task_id: str, offer_no: int, accept: bool, reason: str
-    ) -> None:
-        agent, machine = split_machine_id(machine_id)
-        event: msg.TaskEvent
-        if accept:
-            event = msg.TaskAccepted(machine=machine, task_id=task_id, attempt=offer_no)
-        else:
-            event = msg.TaskDeclined(
-                machine=machine, task_id=task_id, attempt=offer_no, reason=reason
-            )
-        self._dispatcher.on_message(Topic(TopicKind.EVENTS, agent, machine), event)
-        applied = threading.Event()
-        self._dispatcher.submit(applied.set)  # one worker, FIFO: set once the event is applied
-        applied.wait(DECISION_WAIT_S)
 
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:

@@ -92,7 +92,7 @@ def pick_http_port(asked: int) -> int:
 
 def summary_line(network: object) -> str:
     """Tasks by state, grams by material and machines by state, in one line."""
-    from fabnet.sim.network import SimNetwork
+    from fabnet.roots.network import SimNetwork
 
     assert isinstance(network, SimNetwork) and network.hub is not None
     store = network.hub.store
@@ -114,7 +114,7 @@ def _demo_users(network: object) -> str:
     import secrets
     from datetime import UTC, datetime
 
-    from fabnet.sim.network import SimNetwork
+    from fabnet.roots.network import SimNetwork
 
     assert isinstance(network, SimNetwork) and network.hub is not None
     accounts = network.hub.store.accounts
@@ -130,7 +130,7 @@ def _demo_users(network: object) -> str:
 
 
 def run_network_demo(root: Path, speed: float, port: int, duration_s: float | None) -> None:
-    from fabnet.sim.network import SimNetwork
+    from fabnet.roots.network import SimNetwork
 
     # SIGTERM stops the demo as Ctrl-C does: agents make their machines safe, then the hub and
     # the broker stop. Any other death takes the broker with it (fabnet.lifetime).

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fabnet.agent.process import Agent
 from fabnet.bus.broker import MosquittoBroker, free_port
 from fabnet.config import load_agent_config, load_hub_config
-from fabnet.hub.process import Hub
+from fabnet.roots.agent import Agent
+from fabnet.roots.hub import Hub
 from fabnet.sim.makers import DEMO_MAKERS, NetworkFiles, SimMaker, write_network
 
 log = logging.getLogger(__name__)
