@@ -144,33 +144,37 @@ class Tasks:
     def apply_events(
         self, items: Sequence[tuple[str, TaskEvent]], now: datetime
     ) -> list[Outcome | FabnetError]:
-        """Apply each (task id, event) in order, all in one transaction, each in a SAVEPOINT.
+        """Apply each (task id, event), all in one transaction, each in a SAVEPOINT; a task's
+        events in their order (tasks in id order, so concurrent batches lock rows alike).
 
         Slot ``i`` of the result is item ``i``'s ``Transition`` or ``Ignored``, or the
         ``FabnetError`` (``NotFound``, ``InvalidInput``, ``Conflict``) it raised: that item
         alone is rolled back, the others commit. Any other error rolls back the whole batch.
         """
         now = require_utc("now", now)
-        results: list[Outcome | FabnetError] = []
-        if not items:
-            return results
+        results: dict[int, Outcome | FabnetError] = {}
+        # Task rows are locked in task id order (a stable sort keeps each task's own events in
+        # their order): two dispatchers' batches then never wait for each other in a cycle.
+        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        if not order:
+            return []
         with self._db.write() as s:
             counts = CountDeltas()
-            for task_id, event in items:
+            for i in order:
+                task_id, event = items[i]
                 item = CountDeltas()
                 try:
                     with s.begin_nested():
-                        outcome = apply_locked(s, task_id, event, now, item)
+                        results[i] = apply_locked(s, task_id, event, now, item)
                 except FabnetError as exc:
-                    results.append(exc)
+                    results[i] = exc
                     continue
                 except IntegrityError as exc:
-                    results.append(_integrity_outcome(s, task_id, event, exc))
+                    results[i] = _integrity_outcome(s, task_id, event, exc)
                     continue
                 counts.merge(item)
-                results.append(outcome)
             counts.write(s)
-        return results
+        return [results[i] for i in range(len(items))]
 
     def offer_queued(self, limit: int, now: datetime, match: Match) -> list[Transition]:
         """Offer queued tasks in one transaction: take up to ``limit`` in ``queued()`` order

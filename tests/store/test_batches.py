@@ -16,6 +16,7 @@ from fabnet.core.events import (
     TaskCompleted,
     TaskEvent,
     TaskOffered,
+    TaskProgressed,
     TaskStarted,
 )
 from fabnet.core.jobs import JobSpec
@@ -238,3 +239,44 @@ def test_two_dispatchers_offer_disjoint_tasks_at_the_same_time(store: Store, fle
         assert dict(states.all()) == {"offered": 40}
         assert s.scalar(select(func.count()).select_from(LedgerRow)) == 0
     assert store.jobs.get("b" * 32).tasks_by_state == {TaskState.OFFERED: 40}
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_batches_naming_the_same_tasks_in_opposite_orders_do_not_deadlock(
+    store: Store, fleet: Fleet
+) -> None:
+    fleet(makers=1, per_maker=1)
+    tasks = submit(store, 30)
+    for make in (
+        lambda: TaskOffered(machine_id="k0-m0"),
+        lambda: TaskAccepted(machine_id="k0-m0", offer_no=1),
+    ):
+        store.apply_events([(t, make()) for t in tasks], NOW)
+    other = Store(store.db.url, create_tables=False)
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def dispatcher(s: Store, order: list[str]) -> None:
+        try:
+            start.wait(timeout=30)
+            for _ in range(10):
+                batch: list[tuple[str, TaskEvent]] = [
+                    (t, TaskProgressed(machine_id="k0-m0", offer_no=1, fraction=0.1)) for t in order
+                ]
+                out = s.apply_events(batch, NOW)
+                assert all(isinstance(o, Transition) for o in out), out
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=dispatcher, args=(store, tasks)),
+        threading.Thread(target=dispatcher, args=(other, tasks[::-1])),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        other.close()
+    assert not errors, errors
