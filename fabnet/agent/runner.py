@@ -29,7 +29,7 @@ from fabnet.agent.offers import OfferDesk
 from fabnet.agent.outbox import Outbox
 from fabnet.agent.overrides import Overrides, reconfigured
 from fabnet.agent.pending import PendingOffers
-from fabnet.agent.prepare import prepare
+from fabnet.agent.prepare import PreparedJob, prepare
 from fabnet.agent.reports import event_for
 from fabnet.agent.station import RunningJob, Station, raw_line
 from fabnet.bus import topics
@@ -51,10 +51,11 @@ from fabnet.bus.messages import (
 from fabnet.config import MachineConfig
 from fabnet.core.cron import CronExpr
 from fabnet.drivers.base import Driver, DriverError, DriverState
+from fabnet.drivers.sim import SimDriver
 from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound, SafetyError
 from fabnet.profiles import FdmMaterial, MachineProfile
 
-__all__ = ["STOP_S", "MachineRunner", "MachineSetup", "local_now"]
+__all__ = ["STOP_S", "MachineRunner", "MachineSetup", "local_now", "start_job"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,15 @@ class MachineSetup:
     work_dir: Path
     hub_url: str
     fetch: FetchSettings = field(default_factory=FetchSettings)
+
+
+def start_job(driver: Driver, prepared: PreparedJob) -> None:
+    """Start ``prepared`` on ``driver``; the sim driver is handed the analysis made while
+    verifying, instead of parsing the file once more (issue 9). Raises what ``start`` does."""
+    if isinstance(driver, SimDriver) and type(driver).start is SimDriver.start:
+        driver.start(prepared.path, analysis=prepared.analysis)
+    else:
+        driver.start(prepared.path)
 
 
 @dataclass(frozen=True)
@@ -262,7 +272,7 @@ class MachineRunner:
             self._fail(assign, reports.clip(str(exc)))
             return
         try:
-            self._driver.start(prepared.path)
+            start_job(self._driver, prepared)
         except (Conflict, DeviceError) as exc:
             prepared.path.unlink(missing_ok=True)
             why, raw = reports.clip(f"machine did not start: {exc}"), raw_line(exc)

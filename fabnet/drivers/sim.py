@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
 from fabnet.errors import Conflict, DeviceError
+from fabnet.gcode import Analysis, analyse
 
 TICK_S = 0.05
 
@@ -69,15 +70,19 @@ class SimDriver:
                 error=self._error,
             )
 
-    def start(self, gcode_file: Path) -> None:
-        from fabnet.gcode import analyse
-
-        text = gcode_file.read_text()
-        analysis = analyse(text)
+    def start(self, gcode_file: Path, analysis: Analysis | None = None) -> None:
+        """Run ``gcode_file`` for its analysed time. ``analysis``: the file's, already made
+        by the agent while verifying it (issue 9: not parsed again); None analyses it here."""
+        if analysis is None:
+            analysis = analyse(gcode_file)
+        try:
+            size = gcode_file.stat().st_size
+        except OSError as exc:
+            raise DeviceError(f"cannot read {gcode_file}: {exc}") from exc
         with self._lock:
             if self._state not in (DriverState.IDLE, DriverState.DONE):
                 raise Conflict(f"cannot start a job while the machine is {self._state.value}")
-            self._bytes_total = len(text.encode())
+            self._bytes_total = size
             self._duration_s = max(analysis.time_s / self._speed, self._min_duration_s)
             self._done_s = 0.0
             self._hotend = (20.0, analysis.max_hotend_c or 0.0)

@@ -89,12 +89,14 @@ def analyse(
     for cmd in parse(source, comments=True):
         state.execute(cmd)
         lines = cmd.line_no
-    return _result(state, lines, profile, material)
+    return summarise(state, lines, profile, material)
 
 
-def _result(
+def summarise(
     state: MachineState, lines: int, profile: MachineProfile | None, material: FdmMaterial | None
 ) -> Analysis:
+    """The ``Analysis`` of a file whose ``lines`` lines ``state`` has executed (with planning,
+    comments included); ``analyse`` and the one-pass ``verify`` both end here."""
     diameter = DEFAULT_FILAMENT_DIAMETER_MM
     if profile is not None and not isinstance(profile, CncProfile):
         diameter = profile.filament_diameter_mm

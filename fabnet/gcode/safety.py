@@ -63,10 +63,12 @@ class Violation:
 
 
 class _Checker:
-    def __init__(self, profile: MachineProfile) -> None:
+    def __init__(self, profile: MachineProfile, state: MachineState | None = None) -> None:
         self.profile = profile
         self.cnc = isinstance(profile, CncProfile)
-        self.state = MachineState(profile, plan=False)
+        # ``verify`` passes the analysis' planning state: one model serves both (planning
+        # changes only the time estimate, never the positions the checks read)
+        self.state = state if state is not None else MachineState(profile, plan=False)
         self.out: list[Violation] = []
         v = profile.volume
         self.lo = (-XY_BELOW_MM, -XY_BELOW_MM, -v.z_mm if self.cnc else -EDGE_MM)
