@@ -10,17 +10,15 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fabnet.agent.policy import parse_windows
+from fabnet.agent.setup import MachineSetup
 from fabnet.bus.messages import MachineConfigure
 from fabnet.bus.schema import build
 from fabnet.config import MachineConfig, MachinePolicy
 from fabnet.errors import InvalidInput
 from fabnet.profiles import CncMaterial, FdmMaterial, MachineKind, MachineProfile, load_materials
-
-if TYPE_CHECKING:
-    from fabnet.agent.runner import MachineSetup
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from fabnet.agent import reports
-from fabnet.agent.artifacts import FetchSettings
 from fabnet.agent.handback import STOP_S, HandBack
 from fabnet.agent.job_watch import JobWatch
 from fabnet.agent.offers import OfferDesk
@@ -31,6 +29,7 @@ from fabnet.agent.overrides import Overrides, reconfigured
 from fabnet.agent.pending import PendingOffers
 from fabnet.agent.prepare import PreparedJob, prepare
 from fabnet.agent.reports import event_for
+from fabnet.agent.setup import MachineSetup
 from fabnet.agent.station import RunningJob, Station, raw_line
 from fabnet.bus import topics
 from fabnet.bus.messages import (
@@ -48,12 +47,9 @@ from fabnet.bus.messages import (
     TaskResume,
     TaskStarted,
 )
-from fabnet.config import MachineConfig
-from fabnet.core.cron import CronExpr
 from fabnet.drivers.base import Driver, DriverError, DriverState
 from fabnet.drivers.sim import SimDriver
 from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound, SafetyError
-from fabnet.profiles import FdmMaterial, MachineProfile
 
 __all__ = ["STOP_S", "MachineRunner", "MachineSetup", "local_now", "start_job"]
 
@@ -67,20 +63,6 @@ SEEN_IDS = 512  # command ids remembered to ignore QoS 1 redeliveries
 def local_now() -> datetime:
     """The maker's local time, time-zone aware: availability windows are read in it."""
     return datetime.now().astimezone()
-
-
-@dataclass(frozen=True)
-class MachineSetup:
-    """Everything fixed about one machine of this agent."""
-
-    agent_id: str
-    config: MachineConfig
-    profile: MachineProfile
-    material: FdmMaterial | None  # density for grams; None for CNC stock
-    windows: tuple[CronExpr, ...]
-    work_dir: Path
-    hub_url: str
-    fetch: FetchSettings = field(default_factory=FetchSettings)
 
 
 def start_job(driver: Driver, prepared: PreparedJob) -> None:

@@ -23,7 +23,8 @@ from fabnet.agent.outbox import Outbox
 from fabnet.agent.overrides import OVERRIDES_FILE, Overrides, resolve_material
 from fabnet.agent.pending import PendingOffer, PendingOffers
 from fabnet.agent.policy import parse_windows
-from fabnet.agent.runner import STOP_S, MachineRunner, MachineSetup
+from fabnet.agent.runner import STOP_S, MachineRunner
+from fabnet.agent.setup import MachineSetup
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
 from fabnet.bus.messages import (
