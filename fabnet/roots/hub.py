@@ -186,6 +186,8 @@ class Hub:
 
 def run_hub(config: HubConfig, role: Role = Role.ALL) -> None:
     """Run a hub process in ``role`` until SIGINT or SIGTERM."""
+    # the scheduler logs every sweep at INFO, several times a second: only its problems here
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     hub = Hub(config, role)
     hub.start()
     stopping = threading.Event()

@@ -19,11 +19,12 @@ from fabnet.config import HubConfig
 from fabnet.errors import ConfigError
 
 MAX_CLIENT_ID = 64  # fabnet.bus.topics.check_id
-SHARED_SESSION_EXPIRY_S = 300
-"""Broker session lifetime of an ``api`` or ``dispatcher`` process's client (its id names one
-process, so nobody resumes the session after it dies). Short, because the broker keeps handing
-a dead dispatcher's session its share of the agents' events until the session expires; agents
-re-send unacknowledged task events meanwhile (``events.ack``), so expiry loses nothing."""
+SHARED_SESSION_EXPIRY_S = 0
+"""Broker session lifetime of an ``api`` or ``dispatcher`` process's client: none, the session
+ends with the connection. Its client id names one process, so nobody would resume it; and
+Mosquitto keeps handing an offline member of a shared subscription its share of the agents'
+events, so a dead dispatcher's lingering session would swallow them. What a dispatcher had
+received but not yet acknowledged when it died, agents send again (``events.ack``)."""
 
 
 class Role(enum.Enum):
