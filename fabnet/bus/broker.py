@@ -331,7 +331,8 @@ class MosquittoBroker:
         self._proc = None
 
     def kill(self) -> None:
-        """SIGKILL, as a crash: what was not yet autosaved is lost."""
+        """SIGKILL, as a crash: what was not yet saved is lost (the config saves after every
+        change, at the end of the broker loop iteration that made it)."""
         if self._proc is None:
             return
         if self._proc.poll() is None:

@@ -103,7 +103,7 @@ def config_text(
     port: int,
     *,
     bind: str = "127.0.0.1",
-    autosave_interval_s: int = 1,
+    autosave_changes: int = 1,
     accounts: str = FILE,
     tls: TlsFiles | None = None,
     tls_port: int = DEFAULT_TLS_PORT,
@@ -112,9 +112,15 @@ def config_text(
 ) -> str:
     """A mosquitto.conf with one authenticated listener on ``bind`` (plus, with ``tls``, a TLS
     listener on ``tls_port``, all interfaces unless ``tls_bind``), users and ACL as ``accounts``
-    says, persistence in ``data_dir`` (saved every ``autosave_interval_s`` seconds: at most that
-    much is lost to a SIGKILL) and a log. ``bind_client_ids=False`` (tests that open several
-    connections per user only) leaves a password-file broker's client ids free."""
+    says, persistence in ``data_dir`` and a log. ``bind_client_ids=False`` (tests that open
+    several connections per user only) leaves a password-file broker's client ids free.
+
+    Persistence is saved after every ``autosave_changes`` changes (``autosave_on_changes``:
+    Mosquitto counts subscription changes, retained messages and queued messages, and saves
+    when the count reaches ``autosave_interval``), not every so many seconds: with 1, a message
+    queued for an offline hub or agent is on disk by the end of the broker's loop iteration
+    that queued it, so a broker SIGKILL no longer loses it (issue 9). Each save rewrites the
+    whole file, so its cost grows with what the broker holds."""
     data = Path(data_dir).resolve()
     head = "users/ACL: $CONTROL/dynamic-security/v1" if accounts == DYNSEC else "reload: SIGHUP"
     return "\n".join(
@@ -131,7 +137,8 @@ def config_text(
             "persistence true",
             f"persistence_location {data}/",
             "persistence_file mosquitto.db",
-            f"autosave_interval {autosave_interval_s}",
+            "autosave_on_changes true",
+            f"autosave_interval {autosave_changes}",
             f"log_dest file {data / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",
