@@ -16,7 +16,7 @@ from fabnet.core.states import IgnoreReason, MachineState, TaskState
 from fabnet.core.tasks import Ignored, Outcome, Transition
 from fabnet.errors import FabnetError, NotFound
 from fabnet.hub.dispatch.context import DispatchContext
-from fabnet.hub.dispatch.production import Production
+from fabnet.hub.dispatch.production import Produced, Production
 from fabnet.hub.machines import hub_machine_id, machine_from_status
 from fabnet.hub.translate import completion_refusal, core_event
 from fabnet.store.telemetry import TemperatureSample
@@ -94,10 +94,13 @@ class AgentEvents:
 
     # -- task events: a batch per transaction ------------------------------------------------
 
-    def apply(self, batch: Sequence[AgentEvent], now: datetime) -> list[Outcome | FabnetError]:
-        """Apply the batch in one transaction and act on the outcomes; the result has one slot
-        per item (None-free: an event with no core meaning is ``Ignored``). Raises what the
-        store raises for the whole batch (a database error): nothing was committed then."""
+    def apply(
+        self, batch: Sequence[AgentEvent], now: datetime, produced: Sequence[Produced] = ()
+    ) -> list[Outcome | FabnetError]:
+        """Apply the batch — and the assignments of G-code ``produced`` meanwhile — in one
+        transaction and act on the outcomes; the result has one slot per item of ``batch`` (an
+        event with no core meaning is ``Ignored``). Raises what the store raises for the whole
+        batch (a database error): nothing was committed then."""
         ctx = self._ctx
         results: list[Outcome | FabnetError | None] = [None] * len(batch)
         items: list[tuple[str, ev.TaskEvent]] = []
@@ -119,8 +122,15 @@ class AgentEvents:
                     continue
             items.append((event.task_id, core))
             slots.append(i)
-        for slot, outcome in zip(slots, ctx.store.apply_events(items, now), strict=True):
+        items += [(p.task_id, p.event(ctx.settings.lease_s)) for p in produced]
+        outcomes = ctx.store.apply_events(items, now)
+        for slot, outcome in zip(slots, outcomes, strict=False):
             results[slot] = outcome
+        for p, outcome in zip(produced, outcomes[len(slots) :], strict=True):
+            try:
+                self._production.assigned(p, outcome)
+            except FabnetError as exc:  # committed; the lease runs out and the task requeues
+                log.warning("task %s assigned but not sent: %s", p.task_id, exc)
         done: list[Outcome | FabnetError] = []
         applied = set(slots)
         for i, (item, result) in enumerate(zip(batch, results, strict=True)):

@@ -30,10 +30,10 @@ from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatch.agent_events import AgentEvent, AgentEvents
 from fabnet.hub.dispatch.commands import Commands
 from fabnet.hub.dispatch.context import DispatchContext, DispatchSettings
-from fabnet.hub.dispatch.inbox import DEFAULT_MAX_BATCH, Inbox, Incoming, Item, Work
+from fabnet.hub.dispatch.inbox import DEFAULT_MAX_BATCH, Inbox, Incoming, Work
 from fabnet.hub.dispatch.offering import Offering
 from fabnet.hub.dispatch.port import BusPort
-from fabnet.hub.dispatch.production import Production
+from fabnet.hub.dispatch.production import Produced, Production
 from fabnet.hub.holding import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from fabnet.hub.metrics import NULL_METRICS, HubMetrics
 from fabnet.store import Store
@@ -44,6 +44,8 @@ DEFAULT_MAX_MACHINES_PER_AGENT = 64
 DEFAULT_PRODUCTION_GRACE_S = 30.0
 APPLY_RETRIES = 5  # a batch the database refused is tried again this often, backing off
 APPLY_BACKOFF_S = 0.2
+
+Item = Incoming | Produced | Work
 
 
 class Dispatcher:
@@ -76,8 +78,8 @@ class Dispatcher:
         self._ctx = DispatchContext(
             store, bus, designs, artifacts, settings, clock, metrics, max_consecutive_failures
         )
-        self._inbox = Inbox(self._process, max_batch)
-        self._production = Production(self._ctx, self.submit)
+        self._inbox: Inbox[Item] = Inbox(self._process, max_batch)
+        self._production = Production(self._ctx, self.submit, self._inbox.put)
         self._events = AgentEvents(self._ctx, self._production)
         self._offering = Offering(self._ctx)
         self._commands = Commands(self._ctx, self.submit, self._events.apply)
@@ -154,25 +156,52 @@ class Dispatcher:
         self._production.recover(now)
 
     def _process(self, batch: list[Item]) -> None:
-        """One drain of the inbox, in order: consecutive task events are applied together."""
+        """One drain of the inbox. Task events and produced G-code are applied together in
+        one transaction; statuses that only report a machine's state, and telemetry, wait for
+        that commit; anything else (an agent or machine going offline, the scheduler's and the
+        API's steps) first flushes what came before it, so it sees it applied."""
         events: list[Incoming] = []
+        produced: list[Produced] = []
+        later: list[Incoming] = []
         for item in batch:
-            if isinstance(item, Incoming) and self._is_task_event(item):
+            if isinstance(item, Produced):
+                produced.append(item)
+            elif isinstance(item, Incoming) and self._is_task_event(item):
                 events.append(item)
-                continue
-            self._apply_events(events)
-            events = []
-            if isinstance(item, Incoming):
-                self._handle_other(item)
+            elif isinstance(item, Incoming) and self._commutes(item):
+                later.append(item)
             else:
-                self._run(item)
-        self._apply_events(events)
+                self._flush(events, produced, later)
+                events, produced, later = [], [], []
+                if isinstance(item, Incoming):
+                    self._handle_other(item)
+                else:
+                    self._run(item)
+        self._flush(events, produced, later)
         if self._ctx.offer_wanted:
             self._run(lambda: self._offering.offer_round(self._ctx.clock()))
+
+    def _flush(
+        self, events: list[Incoming], produced: list[Produced], later: list[Incoming]
+    ) -> None:
+        self._apply_events(events, produced)
+        for item in later:
+            self._handle_other(item)
 
     @staticmethod
     def _is_task_event(item: Incoming) -> bool:
         return item.topic.agent is not None and isinstance(item.message, msg.TaskEvent)
+
+    @staticmethod
+    def _commutes(item: Incoming) -> bool:
+        """True for what may be applied after the task events of its drain: telemetry and a
+        machine's status other than offline (which requeues the machine's tasks)."""
+        message = item.message
+        if isinstance(message, msg.MachineTelemetry):
+            return True
+        return (
+            isinstance(message, msg.MachineStatus) and message.state is not msg.MachineState.OFFLINE
+        )
 
     def _run(self, work: Work) -> None:
         try:
@@ -196,10 +225,10 @@ class Dispatcher:
             log.exception("dispatcher failed on %s %s", item.message.TYPE, item.message.id)
         self._ack([item])
 
-    def _apply_events(self, items: list[Incoming]) -> None:
-        """Apply task events in one transaction (retried while the database refuses), then
-        acknowledge them to the broker and to their agents."""
-        if not items:
+    def _apply_events(self, items: list[Incoming], produced: list[Produced]) -> None:
+        """Apply task events and assignments in one transaction (retried while the database
+        refuses), then acknowledge the events to the broker and to their agents."""
+        if not items and not produced:
             return
         batch = [
             AgentEvent(i.topic.agent or "", i.message)
@@ -208,12 +237,14 @@ class Dispatcher:
         ]
         for attempt in range(APPLY_RETRIES):
             try:
-                self._events.apply(batch, self._ctx.clock())
+                self._events.apply(batch, self._ctx.clock(), produced)
                 break
             except SQLAlchemyError:
                 if attempt + 1 == APPLY_RETRIES or self._stopping:
                     log.exception("%d task events not applied: left to the broker and the "
                                   "agents to send again", len(batch))  # fmt: skip
+                    for made in produced:  # left claimed: recovered after the grace period
+                        self._production.forget(made.task_id)
                     return
                 log.warning("database refused %d task events; retrying", len(batch))
                 time.sleep(APPLY_BACKOFF_S * 2**attempt)

@@ -9,6 +9,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from fabnet.bus import messages as msg
 from fabnet.bus.client import DeliveryTag
@@ -29,18 +30,18 @@ class Incoming:
     tag: DeliveryTag | None = None
 
 
-Item = Incoming | Work
+T = TypeVar("T")
 
 
-class Inbox:
+class Inbox(Generic[T]):
     """A FIFO of items drained in batches by one thread, ``process(batch)`` per drain."""
 
     def __init__(
-        self, process: Callable[[list[Item]], None], max_batch: int = DEFAULT_MAX_BATCH
+        self, process: Callable[[list[T]], None], max_batch: int = DEFAULT_MAX_BATCH
     ) -> None:
         self._process = process
         self._max = max_batch
-        self._queue: queue.Queue[Item | None] = queue.Queue()
+        self._queue: queue.Queue[T | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="hub-dispatch", daemon=True)
 
     def start(self) -> None:
@@ -52,7 +53,7 @@ class Inbox:
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s)
 
-    def put(self, item: Item) -> None:
+    def put(self, item: T) -> None:
         self._queue.put(item)
 
     def on_worker(self) -> bool:
@@ -64,7 +65,7 @@ class Inbox:
             first = self._queue.get()
             if first is None:
                 return
-            batch: list[Item] = [first]
+            batch: list[T] = [first]
             end = False
             while len(batch) < self._max:
                 try:

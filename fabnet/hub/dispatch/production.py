@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fabnet.bus import messages as msg
@@ -15,7 +16,7 @@ from fabnet.bus import topics
 from fabnet.core import events as ev
 from fabnet.core.jobs import Quality
 from fabnet.core.machines import Machine
-from fabnet.core.tasks import TaskSnapshot, Transition
+from fabnet.core.tasks import Outcome, TaskSnapshot, Transition
 from fabnet.errors import FabnetError
 from fabnet.hub.artifacts import Artifact
 from fabnet.hub.dispatch.context import DispatchContext
@@ -29,12 +30,33 @@ RECOVER_EVERY = timedelta(seconds=5)  # how often a tick looks for stranded clai
 RECOVER_BATCH = 50
 
 
+@dataclass(frozen=True)
+class Produced:
+    """G-code made for (task, offer) on ``machine``: assigned in the dispatcher's next batch."""
+
+    task_id: str
+    machine: Machine
+    offer_no: int
+    artifact: Artifact
+
+    def event(self, lease_s: float) -> ev.TaskAssigned:
+        return ev.TaskAssigned(
+            machine_id=self.machine.machine_id, offer_no=self.offer_no, lease_s=lease_s
+        )
+
+
 class Production:
     """Produce, assign, fail, and recover stranded claims (dispatcher thread only)."""
 
-    def __init__(self, ctx: DispatchContext, submit: Callable[[Work], None]) -> None:
+    def __init__(
+        self,
+        ctx: DispatchContext,
+        submit: Callable[[Work], None],
+        deliver: Callable[[Produced], None],
+    ) -> None:
         self._ctx = ctx
         self._submit = submit  # back onto the dispatcher thread
+        self._deliver = deliver  # a Produced into the dispatcher's inbox
         self._producing: set[str] = set()  # task ids whose G-code is being made here
         self._recovered_at: datetime | None = None
         self._pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="hub-produce")
@@ -72,9 +94,13 @@ class Production:
                 log.exception("producing task %s failed", task_id)
                 self._submit(lambda: self._producing.discard(task_id))
                 return
-            self._submit(lambda: self._assign(task_id, machine, offer_no, artifact))
+            self._deliver(Produced(task_id, machine, offer_no, artifact))
 
         self._pool.submit(make)
+
+    def forget(self, task_id: str) -> None:
+        """Stop counting ``task_id`` as in production here (its assignment was not applied)."""
+        self._producing.discard(task_id)
 
     def recover(self, now: datetime) -> None:
         """Produce claims older than the grace period that nobody here is producing."""
@@ -105,17 +131,16 @@ class Production:
         ctx.send_task_command(machine_id, msg.TaskCancel, task_id, offer_no)
         ctx.refresh_machine(machine_id)
 
-    def _assign(self, task_id: str, machine: Machine, offer_no: int, artifact: Artifact) -> None:
+    def assigned(self, produced: Produced, outcome: Outcome | FabnetError) -> None:
+        """After the batch that applied ``produced``'s TaskAssigned committed: record the
+        file for the task's token and send ``task.assign``."""
+        task_id, machine, offer_no = produced.task_id, produced.machine, produced.offer_no
         self._producing.discard(task_id)
         ctx = self._ctx
-        event = ev.TaskAssigned(
-            machine_id=machine.machine_id, offer_no=offer_no, lease_s=ctx.settings.lease_s
-        )
-        moved = ctx.store.apply_event(task_id, event, ctx.clock())
-        if not isinstance(moved, Transition):
+        if not isinstance(outcome, Transition):
             log.info("task %s no longer claimed by %s; not assigning", task_id, machine.machine_id)
             return
-        token = ctx.artifacts.record_assignment(task_id, offer_no, artifact)
+        token = ctx.artifacts.record_assignment(task_id, offer_no, produced.artifact)
         agent, name = split_machine_id(machine.machine_id)
         command = msg.TaskAssign(
             machine=name,
@@ -123,8 +148,8 @@ class Production:
             attempt=offer_no,
             url=f"{ctx.settings.public_url}/artifacts/{task_id}/{offer_no}",
             token=token,
-            size_bytes=artifact.size_bytes,
-            sha256=artifact.sha256,
+            size_bytes=produced.artifact.size_bytes,
+            sha256=produced.artifact.sha256,
             profile=machine.profile,
         )
         ctx.bus.publish(topics.agent_commands(agent), command)
