@@ -195,6 +195,20 @@ class MachineWentOffline:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskRejected:
+    """The requester sent a done task back (issue 11): failed print, wrong material, damaged.
+    done -> queued, once per task; the done attempt stays recorded against its machine."""
+
+    reason: str
+    rejected_by: str = ""
+    event_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            raise InvalidInput("reason must not be empty")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskCancelled:
     """Someone cancelled the task (or its job); any non-final state → cancelled."""
 
@@ -216,6 +230,7 @@ TaskEvent = (
     | LeaseExpired
     | MachineWentOffline
     | TaskCancelled
+    | TaskRejected
 )
 
 # Events an agent sends about the offer it holds; the rest come from the hub itself.
@@ -250,4 +265,5 @@ EVENT_KINDS: dict[type, str] = {
     LeaseExpired: "task.lease_expired",
     MachineWentOffline: "machine.offline",
     TaskCancelled: "task.cancelled",
+    TaskRejected: "task.rejected",
 }

@@ -8,7 +8,8 @@ Idempotency has two layers, and both hold:
 * **stale or out-of-order events** — an agent event names its machine and the ``offer_no`` it
   answers; one from another machine or an older offer (e.g. a progress from the previous
   attempt's machine after a requeue) is ignored with ``STALE``; an event that does not fit the
-  state is ignored with ``WRONG_STATE``, ``FINAL`` or ``NOT_DUE``. A task is ``done`` once.
+  state is ignored with ``WRONG_STATE``, ``FINAL`` or ``NOT_DUE``. A task is ``done`` once,
+  except that its requester may send it back to the queue once (``task.rejected``, issue 11).
 
 Agent events are accepted from any leased state of their offer (claimed, preparing, running),
 because hubs sharing a subscription may handle one agent's events out of order — except
@@ -39,6 +40,7 @@ from fabnet.core.events import (
     TaskFailed,
     TaskOffered,
     TaskProgressed,
+    TaskRejected,
     TaskReleased,
     TaskStarted,
 )
@@ -63,6 +65,8 @@ def apply(task: TaskSnapshot, event: TaskEvent, now: datetime) -> Outcome:
     now = require_utc("now", now)
     if event.event_id in task.applied_event_ids:
         return Ignored(event.event_id, IgnoreReason.DUPLICATE, "event already applied")
+    if isinstance(event, TaskRejected):  # the one event a final (done) task takes
+        return _on_rejected(task, event, now)
     if task.state.is_final:
         return Ignored(event.event_id, IgnoreReason.FINAL, f"task is {task.state.value}")
     match event:
@@ -92,6 +96,8 @@ def apply(task: TaskSnapshot, event: TaskEvent, now: datetime) -> Outcome:
             return _on_machine_offline(task, event, now)
         case TaskCancelled():
             return _on_cancelled(task, event, now)
+        case TaskRejected():  # handled above
+            return _on_rejected(task, event, now)
 
 
 def _move(
@@ -310,7 +316,8 @@ def _interrupt(
 ) -> Transition:
     """End the current attempt other than done: requeue, or fail if no attempts are left."""
     attempts, ended = _end_attempt(task, event, now, attempt_cause, detail)
-    used = sum(1 for a in attempts if a.cause is not AttemptCause.RELEASED)
+    # A done attempt (one the requester rejected, issue 11) used no attempt of the remake.
+    used = sum(1 for a in attempts if a.cause not in _NOT_COUNTED)
     if used >= task.max_attempts:
         to_state, cause = TaskState.FAILED, TransitionCause.ATTEMPTS_EXHAUSTED
     else:
@@ -335,6 +342,28 @@ def _on_failed(task: TaskSnapshot, event: TaskFailed, now: datetime) -> Outcome:
         return bad
     return _interrupt(
         task, event, now, AttemptCause.FAILED, TransitionCause.ATTEMPT_FAILED, event.reason
+    )
+
+
+_NOT_COUNTED = frozenset({AttemptCause.RELEASED, AttemptCause.DONE})
+
+
+def _on_rejected(task: TaskSnapshot, event: TaskRejected, now: datetime) -> Outcome:
+    """done -> queued once: a task with an earlier done attempt was rejected before."""
+    if task.state is not TaskState.DONE:
+        return _wrong_state(task, event)
+    if sum(1 for a in task.attempts if a.cause is AttemptCause.DONE) > 1:
+        return Ignored(event.event_id, IgnoreReason.WRONG_STATE, "task was rejected once already")
+    return _move(
+        task,
+        event,
+        now,
+        TaskState.QUEUED,
+        TransitionCause.REJECTED,
+        machine_id=None,
+        offer_until=None,
+        lease_until=None,
+        progress=0.0,
     )
 
 

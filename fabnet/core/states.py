@@ -76,6 +76,7 @@ class TransitionCause(StrEnum):
     MACHINE_OFFLINE = "machine_offline"
     RELEASED = "released"  # the agent handed the task back (it stopped, the machine is safe)
     CANCELLED = "cancelled"
+    REJECTED = "rejected"  # the requester sent the done task back to the queue (issue 11)
 
 
 class AttemptCause(StrEnum):
