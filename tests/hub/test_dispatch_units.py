@@ -18,6 +18,7 @@ from fabnet.core import events as ev
 from fabnet.core.states import TaskState
 from fabnet.errors import Conflict
 from fabnet.hub.dispatch.hearing import HearingGate
+from fabnet.hub.service import JobRequest
 
 
 @pytest.fixture
@@ -208,3 +209,15 @@ def test_a_decline_requeues_and_the_task_is_offered_again(rig: Rig) -> None:
     rig.status("m2")
     again = offer_of(rig, 2)
     assert again.task_id == offer.task_id and again.attempt == 2
+
+
+def test_tasks_no_idle_machine_can_take_do_not_hide_those_behind_them(rig: Rig) -> None:
+    abs_job = JobRequest(design="cube-xyz-20mm", quantity=5, material="ABS", priority=5)
+    rig.service.submit(abs_job)  # first in the queue, and the PLA machine cannot take them
+    pla_job = rig.submit()
+    rig.status("m1")
+    for _ in range(4):  # each round looks twice as far as the last one that came up short
+        rig.tick()
+    offer = offer_of(rig)
+    (pla_task,) = rig.store.tasks.find(job_id=pla_job)
+    assert offer.task_id == pla_task.task_id

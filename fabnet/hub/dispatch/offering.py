@@ -123,9 +123,12 @@ class Offering:
                 ctx.refresh_machine(a.machine_id)
         if moved:
             ctx.metrics.offers_sent(len(moved))
-        full = seen >= limit
-        left_idle = len(chosen) < idle
-        self._widen = min(self._widen * 2, MATCH_BATCH) if full and left_idle else 1
+        if seen < limit:  # the whole queue was seen: nothing is hidden behind the window
+            self._widen = 1
+        elif len(chosen) < idle:
+            self._widen = min(self._widen * 2, MATCH_BATCH)
+        else:  # narrowing slowly: a queue that needed a wide look likely still does
+            self._widen = max(1, self._widen // 2)
 
     def _send_offer(self, moved: Transition, machine_id: str, hours: float) -> None:
         ctx = self._ctx
