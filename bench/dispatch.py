@@ -267,7 +267,7 @@ def run(args: argparse.Namespace, root: Path) -> Run:
         broker.start()
         hubs: list[subprocess.Popen[bytes]] = []
         agents: list[subprocess.Popen[bytes]] = []
-        store = Store(db_url, create_tables=False) if args.store else None
+        store: Store | None = None
         try:
             first_agent = next(iter(files.agent_configs))
             result = Run(label(args))
@@ -278,15 +278,15 @@ def run(args: argparse.Namespace, root: Path) -> Run:
                 broker.port, files.users, first_agent, min(args.pings, 200), nodelay=False
             )
             config = str(files.hub_config)
-            if args.dispatchers:
-                hubs.append(spawn(root / "hub-api.log", "hub", "--role", "api", "--config", config))
-                for i in range(args.dispatchers):
-                    hubs.append(spawn(root / f"hub-dispatcher-{i}.log", "hub", "--role",
-                                      "dispatcher", "--config", config))  # fmt: skip
-            else:
-                hubs.append(spawn(root / "hub.log", "hub", "--config", config))
+            # the api (or only) process first: it makes the tables; hub processes starting
+            # together on an empty PostgreSQL database race to create them and all but one fail
+            role = ("--role", "api") if args.dispatchers else ()
+            hubs.append(spawn(root / "hub.log", "hub", *role, "--config", config))
             wait_for("the hub's HTTP", 60, lambda: http_up(hub_url), hubs)
-            store = store or Store(db_url, create_tables=False)
+            for i in range(args.dispatchers):
+                hubs.append(spawn(root / f"hub-dispatcher-{i}.log", "hub", "--role",
+                                  "dispatcher", "--config", config))  # fmt: skip
+            store = Store(db_url, create_tables=False)
             for agent_id, path in files.agent_configs.items():
                 agents.append(spawn(root / f"agent-{agent_id}.log", "agent", "--config", str(path)))
             idle = select(func.count()).select_from(MachineRow).where(MachineRow.state == "idle")
