@@ -58,8 +58,8 @@ def test_an_ack_removes_exactly_the_events_it_names(make_rig: RigFactory) -> Non
     first, second = new_id(), new_id()
     rig.hub.send(offer("a", first))
     rig.hub.send(offer("b", second))
-    one = rig.hub.wait_for(TaskAccepted, task_id=first)
-    two = rig.hub.wait_for(TaskAccepted, task_id=second)
+    one = rig.hub.wait_for(TaskAccepted, timeout_s=30, task_id=first)
+    two = rig.hub.wait_for(TaskAccepted, timeout_s=30, task_id=second)
     wait_until(lambda: rig.agent.outbox.unconfirmed() == 2, 5, "both journaled")
     rig.hub.ack(one.id, new_id())  # an id the agent never sent is ignored
     wait_until(lambda: rig.agent.outbox.unconfirmed() == 1, 10, "the first acknowledged")
@@ -68,6 +68,7 @@ def test_an_ack_removes_exactly_the_events_it_names(make_rig: RigFactory) -> Non
     rig.hub.ack(two.id)
     wait_until(lambda: rig.agent.outbox.unconfirmed() == 0, 10, "the second acknowledged")
     assert rig.agent.outbox.flush(1.0)
+    rig.hub.auto_ack = True  # the hand-backs at the stop
 
 
 def test_a_restarted_agent_re_sends_what_the_hub_did_not_ack(make_rig: RigFactory) -> None:
