@@ -3,7 +3,6 @@ job completes and is counted exactly once, whoever is killed on the way."""
 
 from __future__ import annotations
 
-import json
 import signal
 
 from network_harness import LEASE_S, Network, wait_for
@@ -14,6 +13,7 @@ from fabnet.gcode import analyse
 from fabnet.hub.rest_client import HubClient
 from fabnet.profiles import load_materials, load_profile
 from fabnet.store import Store
+from fabnet.store.artifact_records import ArtifactRecords
 
 
 def _submit(net: Network, quantity: int, design: str = "cube-xyz-20mm") -> str:
@@ -43,11 +43,11 @@ def _analysed_grams(net: Network, store: Store, job_id: str) -> float:
     """Grams of the G-code each done task's final attempt ran, analysed afresh."""
     artifacts = net.root / "hub" / "artifacts"
     total = 0.0
+    records = ArtifactRecords(store.db)  # assignments live in the database (issue 9)
     for task in store.tasks.find(job_id=job_id):
-        record = json.loads(
-            (artifacts / "assignments" / f"{task.task_id}-{task.offer_no}.json").read_text()
-        )
-        gcode = (artifacts / "gcode" / record["path"]).read_text()
+        record = records.assigned(task.task_id, task.offer_no)
+        assert record is not None, task
+        gcode = (artifacts / "gcode" / f"{record.sha256}.gcode").read_text()
         machine = store.catalog.get_machine(store.tasks.get(task.task_id).attempts[-1].machine_id)
         total += analyse(gcode, load_profile(machine.profile), load_materials().fdm["pla"]).grams
     return total
