@@ -13,12 +13,15 @@ from fabnet.core.tasks import Outcome, Transition
 from fabnet.errors import FabnetError
 from fabnet.store.accounts import Accounts
 from fabnet.store.catalog import Catalog
+from fabnet.store.credits import Credits
 from fabnet.store.database import DEFAULT_URL, Database
 from fabnet.store.holds import Holds
 from fabnet.store.job_counts import backfill as backfill_job_counts
 from fabnet.store.jobs import Jobs
 from fabnet.store.ledger import Ledger
 from fabnet.store.models import Base
+from fabnet.store.prices import Prices
+from fabnet.store.reviews import Reviews
 from fabnet.store.tasks import Match, Tasks
 from fabnet.store.telemetry import TelemetryLog
 from fabnet.store.upgrade import add_missing_columns
@@ -47,6 +50,9 @@ class Store:
         self.accounts = Accounts(self.db)
         self.telemetry = TelemetryLog(self.db)  # temperatures of running tasks
         self.holds = Holds(self.db)  # machines held after failing too often in a row
+        self.credits = Credits(self.db)  # issue 11: postings, balances, holds
+        self.prices = Prices(self.db)  # machine prices and network terms
+        self.reviews = Reviews(self.db)  # accept / reject / dispute done tasks, settle jobs
 
     def create_tables(self) -> None:
         """Create missing tables, and add the columns an older fabnet's tables lack."""
