@@ -9,20 +9,13 @@ from typing import Annotated
 from fabnet.bus.envelope import Coordinate, Ident, Label, Message, Name, Percent, TempC
 from fabnet.bus.schema import Pattern, Range
 from fabnet.bus.topics import TopicKind
+from fabnet.core.states import MachineState  # one definition: the core's
 from fabnet.profiles import MachineKind
 
 
 class AgentState(enum.Enum):
     ONLINE = "online"
     OFFLINE = "offline"
-
-
-class MachineState(enum.Enum):
-    OFFLINE = "offline"
-    IDLE = "idle"
-    BUSY = "busy"
-    PAUSED = "paused"
-    ERROR = "error"
 
 
 class HubState(enum.Enum):
