@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fabnet.store.database import Database
 from fabnet.store.models import ID, SHA256, Base
+from fabnet.store.schema_lock import schema_lock
 
 CACHE_KEY = String(64)
 SECRET_NAME = String(64)
@@ -90,8 +91,9 @@ class ArtifactRecords:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        for table in TABLES:
-            table.create(db.engine, checkfirst=True)  # type: ignore[attr-defined]
+        with schema_lock(db.engine):  # hub processes starting together on PostgreSQL
+            for table in TABLES:
+                table.create(db.engine, checkfirst=True)  # type: ignore[attr-defined]
 
     def produced(self, key: str) -> Produced | None:
         with self.db.read() as s:

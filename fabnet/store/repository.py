@@ -22,6 +22,7 @@ from fabnet.store.ledger import Ledger
 from fabnet.store.models import Base
 from fabnet.store.prices import Prices
 from fabnet.store.reviews import Reviews
+from fabnet.store.schema_lock import schema_lock
 from fabnet.store.tasks import Match, Tasks
 from fabnet.store.telemetry import TelemetryLog
 from fabnet.store.upgrade import add_missing_columns
@@ -56,9 +57,10 @@ class Store:
 
     def create_tables(self) -> None:
         """Create missing tables, and add the columns an older fabnet's tables lack."""
-        Base.metadata.create_all(self.db.engine)
-        add_missing_columns(self.db.engine)
-        backfill_job_counts(self.db.engine)
+        with schema_lock(self.db.engine):  # hub processes starting together on PostgreSQL
+            Base.metadata.create_all(self.db.engine)
+            add_missing_columns(self.db.engine)
+            backfill_job_counts(self.db.engine)
 
     def close(self) -> None:
         """Release the database connections."""
