@@ -8,10 +8,10 @@ import queue
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from api_support import CUBE, sample_machine
-from conftest import BrokerHandle
 
 from fabnet.bus import messages as m
 from fabnet.bus import topics
@@ -24,6 +24,9 @@ from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.service import HubService, JobRequest, OfferAnswers
 from fabnet.library.design import library_dir
 from fabnet.store import Store
+
+if TYPE_CHECKING:
+    from conftest import BrokerHandle
 
 WAIT_S = 10.0
 
