@@ -11,8 +11,8 @@ one writer in at a time). The per-task work is in ``transitions.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -122,6 +122,21 @@ class Tasks:
             return [snapshot_from_row(r, attempts.get(r.id, [])) for r in rows]
 
         return self._db.reading(read)
+
+    def offered_at(self, task_ids: Collection[str]) -> dict[str, datetime]:
+        """When each task's latest offer was made (its last ``offered`` event), in one read for
+        all of them: where offer->done starts (the attempt begins later, at the claim)."""
+        if not task_ids:
+            return {}
+        query = (
+            select(EventRow.task_id, func.max(EventRow.at))
+            .where(
+                EventRow.task_id.in_(list(task_ids)),
+                EventRow.to_state == TaskState.OFFERED.value,
+            )
+            .group_by(EventRow.task_id)
+        )
+        return self._db.reading(lambda s: {t: _aware(at) for t, at in s.execute(query)})
 
     def apply_event(self, task_id: str, event: TaskEvent, now: datetime) -> Outcome:
         """Apply ``event`` to task ``task_id`` at ``now`` in one transaction.
@@ -266,6 +281,11 @@ def _apply_to_rows(
             done.append(out)
     counts.write(s)
     return done
+
+
+def _aware(at: datetime) -> datetime:
+    """An aggregate's timestamp as aware UTC (stored naive UTC; some drivers skip the type)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _queued_query(limit: int) -> Select[TaskRow]:

@@ -16,6 +16,7 @@ from fabnet.bus.topics import Topic, TopicKind
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatch import Dispatcher, InMemoryBus
+from fabnet.hub.metrics import NULL_METRICS, HubMetrics
 from fabnet.hub.service import HubService, JobRequest
 from fabnet.store import Store
 
@@ -102,7 +103,9 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60) 
         time.sleep(0.02)
 
 
-def make_rig(tmp_path: Path, url: str | None = None) -> Iterator[Rig]:
+def make_rig(
+    tmp_path: Path, url: str | None = None, metrics: HubMetrics = NULL_METRICS
+) -> Iterator[Rig]:
     store = Store(url or f"sqlite:///{tmp_path / 'hub' / 'hub.db'}")
     clock = Clock()
     designs = DesignCatalog.for_hub(store, tmp_path / "hub")
@@ -111,7 +114,7 @@ def make_rig(tmp_path: Path, url: str | None = None) -> Iterator[Rig]:
     bus = InMemoryBus()
     dispatcher = Dispatcher(store, bus, designs, artifacts, "http://hub.test", lease_s=LEASE_S,
                             offer_timeout_s=OFFER_S, clock=clock,
-                            production_grace_s=GRACE_S)  # fmt: skip
+                            production_grace_s=GRACE_S, metrics=metrics)  # fmt: skip
     service = HubService(store, designs, dispatcher.cancel_job, clock=clock)
     dispatcher.start()
     try:

@@ -142,7 +142,21 @@ class AgentEvents:
                 self._after(item, result, now)
             except FabnetError as exc:  # committed already; what follows it failed
                 log.warning("after %s on task %s: %s", item.event.TYPE, item.event.task_id, exc)
+        self._observe_done(done, now)
         return done
+
+    def _observe_done(self, results: Sequence[Outcome | FabnetError], now: datetime) -> None:
+        """Feed offer->done for the tasks this batch finished: one read of their offers' times
+        for the whole batch (the attempt starts at the claim, later than the offer)."""
+        finished = [
+            r.task.task_id
+            for r in results
+            if isinstance(r, Transition) and r.to_state is TaskState.DONE and r.completed
+        ]
+        if not finished:
+            return
+        for at in self._ctx.store.tasks.offered_at(finished).values():  # done at ``now``
+            self._ctx.metrics.task_done(max(0.0, (now - at).total_seconds()))
 
     def acknowledge(self, batch: Sequence[AgentEvent]) -> None:
         """Tell each agent which of its moving events are committed (after the commit)."""
@@ -190,10 +204,6 @@ class AgentEvents:
         elif isinstance(event, msg.TaskDeclined):
             metrics.offer_answered("declined")
         self._requeued(moved)
-        ended = moved.attempt_ended
-        if moved.to_state is TaskState.DONE and ended is not None and ended.ended_at is not None:
-            # from the claim (the accepted offer) to done
-            metrics.task_done((ended.ended_at - ended.started_at).total_seconds())
 
     def _requeued(self, moved: Transition) -> None:
         if moved.to_state is TaskState.QUEUED and moved.from_state is not TaskState.QUEUED:
