@@ -10,12 +10,19 @@ Manual acknowledgement (``BusClient(manual_ack=True)``, paho's ``Client(manual_a
 QoS 1 message handed to a ``subscribe_acked`` handler is PUBACKed only when ``ack(tag)`` is
 called, so a process that dies before it made the message durable gets it again from the
 broker on its next connect. Everything else (plain handlers, dropped messages) is acked by the
-client itself as before.
+client itself as before. Such a client asks for a Receive Maximum of ``MANUAL_ACK_RECEIVE_MAX``
+in its CONNECT: Mosquitto otherwise sends an MQTT v5 client at most ``max_inflight_messages``
+(20) unacknowledged messages, and a hub that acks after its commit would never see a batch
+bigger than that.
+
+The socket gets ``TCP_NODELAY``: with Nagle's algorithm a PUBLISH written right after a PUBACK
+waits for the peer's delayed ACK (~40 ms), which caps one conversation at ~22 round trips/s.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 import time
@@ -49,6 +56,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Unacknowledged QoS 1 deliveries a manually acking client lets the broker have in flight to it:
+# above the hub's batch (200 events per drain), so the next batch gathers while one commits.
+MANUAL_ACK_RECEIVE_MAX = 1000
 paho_log = logging.getLogger(f"{__name__}.paho")
 
 Handler = Callable[[Topic, Message], None]
@@ -168,6 +179,7 @@ class BusClient:
         client.max_queued_messages_set(s.max_queued)
         client.max_inflight_messages_set(s.max_inflight)
         client.on_log = self._on_log
+        client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -245,6 +257,8 @@ class BusClient:
         self._refresh_will()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
+        if self._manual_ack:  # unacked deliveries the broker may have in flight to us
+            props.ReceiveMaximum = MANUAL_ACK_RECEIVE_MAX
         s = self.settings
         self._client.connect_async(
             s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
@@ -457,3 +471,13 @@ class BusClient:
                 if mqtt.topic_matches_sub(plain, topic):
                     return handler, acked
         return None
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's ``on_socket_open``: TCP_NODELAY before the CONNECT goes out (a TLS socket is a
+    ``socket.socket`` too; a WebSocket wrapper is left alone)."""
+    if isinstance(sock, socket.socket):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # e.g. a Unix socket: no Nagle to turn off
+            log.debug("TCP_NODELAY not set: %s", exc)
