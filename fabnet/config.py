@@ -106,6 +106,8 @@ class HubConfig:
     # None: <data_dir>/artifacts) and the one-task token secret ("" = kept in the database)
     artifacts_dir: Path | None = None
     token_secret: str = ""
+    # a --role dispatcher process's /healthz, /readyz and /metrics (0: a free port, printed)
+    health_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def load_hub_config(path: Path) -> HubConfig:
         max_consecutive_failures=hub.integer("max_consecutive_failures", 1, 1000, 3),
         artifacts_dir=hub.path("artifacts_dir", ""),
         token_secret=_token_secret(hub),
+        health_port=http.integer("health_port", 0, 65535, 0),
     )
     for table in (hub, broker, db, http, root):
         table.finish()

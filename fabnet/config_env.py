@@ -36,7 +36,7 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
     ),
     "broker": frozenset({"url", "username", "password", "password_file", "ca_file", "accounts"}),
     "database": frozenset({"url"}),
-    "http": frozenset({"host", "port", "public_url", "api_token", "threads"}),
+    "http": frozenset({"host", "port", "public_url", "api_token", "threads", "health_port"}),
 }
 AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "agent": frozenset({"id", "hub_url", "data_dir"}),

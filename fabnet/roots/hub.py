@@ -29,6 +29,7 @@ from fabnet.hub.dispatcher import Dispatcher
 from fabnet.hub.metrics import HubMetrics
 from fabnet.hub.service import HubCommands, HubService
 from fabnet.roots.http import HTTP_THREADS, HttpServer
+from fabnet.roots.ops_http import OPS_HTTP_THREADS, make_ops_app
 from fabnet.roots.roles import SHARED_SESSION_EXPIRY_S, Role, check_role, client_id
 from fabnet.store import Store
 from fabnet.store.artifact_records import ArtifactRecords
@@ -48,7 +49,9 @@ class Hub:
     process, subscribes); ``stop`` undoes everything ``start`` did.
 
     ``dispatcher`` is None in the ``api`` role; ``commands`` is what tells machines (the
-    dispatcher, or ``ApiCommands``); ``public_url`` is where agents download G-code.
+    dispatcher, or ``ApiCommands``); ``public_url`` is where agents download G-code;
+    ``health_url`` is where a ``dispatcher`` process answers ``/healthz``, ``/readyz`` and
+    ``/metrics`` (``[http] health_port``; other roles answer them on ``public_url``).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Hub:
         self.metrics.watch_bus(f"hub-{role.value}", self.bus.counters)
         self._http: HttpServer | None = None
         self.public_url = config.public_url
+        self.health_url = ""
         self.dispatcher: Dispatcher | None = None
         self.commands: HubCommands | None = None
         self.service: HubService | None = None
@@ -101,6 +105,12 @@ class Hub:
             )
             port = self._http.port
             self.public_url = self.config.public_url or f"http://{self.config.http_host}:{port}"
+            self.health_url = f"http://{self.config.http_host}:{port}"
+        else:  # a dispatcher: probes and scrapes only, on a port of its own
+            self._http = HttpServer(
+                self.config.http_host, self.config.health_port, threads=OPS_HTTP_THREADS
+            )
+            self.health_url = f"http://{self.config.http_host}:{self._http.port}"
         commands: HubCommands
         if self.role.dispatches:
             self.dispatcher = commands = self._make_dispatcher()
@@ -114,8 +124,14 @@ class Hub:
             max_attempts=self.config.max_attempts,
             control_task=commands.control_task,
         )
-        if self._http is not None:
+        if self.role.serves_http:
+            assert self._http is not None
             self._http.serve(self._make_app(self.service, commands))
+        elif self._http is not None:
+            ops = make_ops_app(
+                self.store, self.metrics, self.config.api_token, lambda: self.bus.connected
+            )
+            self._http.serve(ops)
         if self.dispatcher is not None:
             self.dispatcher.start()
             share = self.role is Role.DISPATCHER  # several dispatchers split the agents' events
@@ -197,7 +213,10 @@ def run_hub(config: HubConfig, role: Role = Role.ALL) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    where = f"at {hub.public_url}" if role.serves_http else f"for agents at {hub.public_url}"
+    if role.serves_http:
+        where = f"at {hub.public_url}"
+    else:
+        where = f"for agents at {hub.public_url}, health and metrics at {hub.health_url}"
     print(f"fabnet hub {config.hub_id} ({role.value}) {where} (Ctrl-C stops)", flush=True)
     stopping.wait()
     hub.stop()
