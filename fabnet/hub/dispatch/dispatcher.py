@@ -152,8 +152,8 @@ class Dispatcher:
 
     def _tick(self) -> None:
         now = self._ctx.clock()
-        self._offering.tick(now)
-        self._production.recover(now)
+        due = self._offering.tick(now)
+        self._production.recover(now, due.claimed_since)
 
     def _process(self, batch: list[Item]) -> None:
         """One drain of the inbox. Task events and produced G-code are applied together in

@@ -18,6 +18,7 @@ from fabnet.hub.designs import estimate_part
 from fabnet.hub.dispatch.context import DispatchContext
 from fabnet.hub.dispatch.hearing import HearingGate
 from fabnet.hub.machines import split_machine_id
+from fabnet.store.tasks import Due
 
 log = logging.getLogger("fabnet.hub.dispatcher")
 
@@ -38,19 +39,27 @@ class Offering:
         # no idle machine can take at the head of the queue do not hide those behind them.
         self._widen = 1
 
-    def tick(self, now: datetime) -> None:
+    def tick(self, now: datetime) -> Due:
+        """Sweep what is due and offer what is queued. One read (``Tasks.due``) first says
+        whether anything is: an idle dispatcher's tick costs that one read, not two sweeps'
+        and an offer round's write transactions (several dispatchers each tick on their own).
+        Returns that read for the rest of the tick."""
         ctx = self._ctx
         self.gate.observe(ctx.bus.connected, ctx.bus.connects, now)
         for machine_id in ctx.holds.released():
             ctx.refresh_machine(machine_id)
-        if self.gate.hearing():  # an offer answered meanwhile would arrive too late to count
+        due = ctx.store.tasks.due()
+        # an offer answered while the hub is deaf would arrive too late to count: not lapsed
+        if self.gate.hearing() and _passed(due.offer_until, now):
             self._expire_offers(now)
-        if self.gate.leases_may_expire(now):
+        if self.gate.leases_may_expire(now) and _passed(due.lease_until, now):
             self._expire_leases(now)
-        if self._fairness_at is None or now - self._fairness_at > FAIRNESS_REFRESH:
-            ctx.index.set_recent_hours(ctx.store.ledger.recent_hours_by_maker(now))
-            self._fairness_at = now
-        self.offer_round(now)
+        if due.queued:  # else nothing to offer (a machine freed later asks for a round itself)
+            if self._fairness_at is None or now - self._fairness_at > FAIRNESS_REFRESH:
+                ctx.index.set_recent_hours(ctx.store.ledger.recent_hours_by_maker(now))
+                self._fairness_at = now
+            self.offer_round(now)
+        return due
 
     def _expire_offers(self, now: datetime) -> None:
         ctx = self._ctx
@@ -156,3 +165,7 @@ class Offering:
             "task %s: %s -> %s (%s)", moved.task.task_id, moved.from_state, moved.to_state,
             moved.cause,
         )  # fmt: skip
+
+
+def _passed(at: datetime | None, now: datetime) -> bool:
+    return at is not None and at <= now

@@ -102,12 +102,15 @@ class Production:
         """Stop counting ``task_id`` as in production here (its assignment was not applied)."""
         self._producing.discard(task_id)
 
-    def recover(self, now: datetime) -> None:
-        """Produce claims older than the grace period that nobody here is producing."""
+    def recover(self, now: datetime, claimed_since: datetime | None) -> None:
+        """Produce claims older than the grace period that nobody here is producing;
+        ``claimed_since`` is the oldest claim's start (``Tasks.due``): none that old, no look."""
+        grace = timedelta(seconds=self._ctx.settings.production_grace_s)
+        if claimed_since is None or claimed_since > now - grace:
+            return
         if self._recovered_at is not None and now - self._recovered_at < RECOVER_EVERY:
             return
         self._recovered_at = now
-        grace = timedelta(seconds=self._ctx.settings.production_grace_s)
         for task in self._ctx.store.tasks.claimed_unassigned(now - grace, RECOVER_BATCH):
             if task.task_id not in self._producing:
                 log.info("task %s claimed since before %s without G-code: producing", task.task_id,
