@@ -82,7 +82,7 @@ def create_app(
     # refuse an oversized upload before it is spooled to disk (413); the multipart form adds
     # a few headers on top of the file
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES + UPLOAD_FORM_MARGIN_BYTES
-    init_auth(app, service.store.accounts, api_token, settings.data_dir)
+    init_auth(app, service.store.accounts, api_token, settings.data_dir, db=service.store.db)
     metrics = settings.metrics if settings.metrics is not None else HubMetrics()
     app.extensions["fabnet_metrics"] = metrics
     time_requests(app, metrics)

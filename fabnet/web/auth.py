@@ -36,6 +36,8 @@ from markupsafe import escape
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from fabnet.store.accounts import Account, Accounts, Role, token_digest
+from fabnet.store.database import Database
+from fabnet.store.hub_secrets import HubSecrets
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_USER = "user_id"
 SESSION_CSRF = "csrf"
 SESSION_ID = "sid"  # the server-side session (fabnet.store.web_sessions)
-SECRET_KEY_FILE = "web_secret_key"
+SECRET_KEY_FILE = "web_secret_key"  # where hubs before issue 9 kept the session key
+SESSION_KEY_SECRET = "web-session-key"  # its name in the database (fabnet.store.hub_secrets)
+SESSION_KEY_BYTES = 32
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION = "fabnet_auth"
 TOKEN_CACHE_S = 5.0
@@ -146,13 +150,24 @@ def forget_tokens() -> None:
     _settings().tokens.clear()
 
 
-def init_auth(app: Flask, accounts: Accounts, bootstrap_token: str, data_dir: Path | None) -> None:
+def init_auth(
+    app: Flask,
+    accounts: Accounts,
+    bootstrap_token: str,
+    data_dir: Path | None,
+    *,
+    db: Database | None = None,
+) -> None:
     """Install the secret key, the CSRF check, the Jinja global and the log-in pages on ``app``.
 
-    The secret key is read from ``data_dir/web_secret_key`` (created once, mode 0600); with no
-    ``data_dir`` a random key lives as long as the app.
+    The session key signs the dashboard's cookies, so every hub process behind one load
+    balancer must hold the same: with ``db`` it is the database's (``hub_secrets``, generated
+    by whichever process asks first; a ``data_dir/web_secret_key`` written before issue 9 is
+    adopted into the database, so logged-in users stay logged in). Without ``db`` it is read
+    from ``data_dir/web_secret_key`` (created once, mode 0600); with neither, a random key
+    lives as long as the app.
     """
-    app.secret_key = _secret_key(data_dir)
+    app.secret_key = _shared_key(db, data_dir) if db is not None else _secret_key(data_dir)
     # assigned, not setdefault: Flask's defaults already hold these keys (SameSite None)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -163,18 +178,43 @@ def init_auth(app: Flask, accounts: Accounts, bootstrap_token: str, data_dir: Pa
     app.register_blueprint(auth_pages)
 
 
-def _secret_key(data_dir: Path | None) -> bytes:
-    if data_dir is None:
-        return secrets.token_bytes(32)
-    path = Path(data_dir) / SECRET_KEY_FILE
+def _shared_key(db: Database, data_dir: Path | None) -> bytes:
+    """The session key every hub process on ``db`` shares."""
+    legacy = Path(data_dir) / SECRET_KEY_FILE if data_dir is not None else None
+
+    def make() -> str:
+        key = _legacy_key(legacy)
+        if key is not None:
+            log.info("dashboard session key adopted from %s into the database", legacy)
+            return key.hex()
+        return secrets.token_hex(SESSION_KEY_BYTES)
+
+    key = bytes.fromhex(HubSecrets(db).get_or_make(SESSION_KEY_SECRET, make))
+    if legacy is not None and (old := _legacy_key(legacy)) is not None and old != key:
+        log.warning("%s is not the database's session key and is not used", legacy)
+    return key
+
+
+def _legacy_key(path: Path | None) -> bytes | None:
+    """The key a hub before issue 9 kept in its data folder, if there is one (>= 32 bytes)."""
+    if path is None:
+        return None
     try:
         key = path.read_bytes()
-        if len(key) >= 32:
-            return key
     except FileNotFoundError:
-        pass
+        return None
+    return key if len(key) >= SESSION_KEY_BYTES else None
+
+
+def _secret_key(data_dir: Path | None) -> bytes:
+    if data_dir is None:
+        return secrets.token_bytes(SESSION_KEY_BYTES)
+    path = Path(data_dir) / SECRET_KEY_FILE
+    key = _legacy_key(path)
+    if key is not None:
+        return key
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(SESSION_KEY_BYTES)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(key)
     tmp.chmod(0o600)

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from fabnet.store.accounts import token_digest
-from fabnet.web.auth import User
+from fabnet.store.hub_secrets import HubSecrets
+from fabnet.web.auth import SECRET_KEY_FILE, SESSION_KEY_SECRET, User
 
 
 @pytest.fixture
@@ -126,9 +127,10 @@ def test_tokens_are_hashed_shown_once_and_revocable(hub: ApiHub) -> None:
 
 
 def test_pages_redirect_to_login_and_secret_key_persists(hub: ApiHub) -> None:
-    key_file = hub.root / "hub" / "web_secret_key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    assert hub.app.secret_key == key_file.read_bytes()
+    # the key is the database's, shared by every hub process (issue 9), not a file's
+    assert not (hub.root / "hub" / SECRET_KEY_FILE).exists()
+    stored = HubSecrets(hub.store.db).get(SESSION_KEY_SECRET)
+    assert stored is not None and hub.app.secret_key == bytes.fromhex(stored)
 
 
 def test_user_contract() -> None:
