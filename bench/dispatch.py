@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/dispatch.py [--agents 10] [--machines 10] [--tasks 1000]
         [--job-size 50] [--store postgresql://postgres@127.0.0.1:5432/postgres]
-        [--dispatchers N] [--pings 2000] [--keep DIR]
+        [--dispatchers N] [--pings 2000] [--idle 10] [--keep DIR]
 
 (a) a bare paho pair (the hub's and one agent's broker login, QoS 1, one message in flight)
 makes ``--pings`` round trips: round trips/s; (b) ``--agents`` real ``fabnet agent`` processes
@@ -10,8 +10,10 @@ with ``--machines`` sim machines each, of zero run time, work through ``--tasks`
 submitted through the REST API in jobs of ``--job-size``: lifecycles/s (tasks over the time from
 the first submission to the last task done, from the store's own timestamps), and (b)/(a).
 Beside them: the hub's CPU ms per lifecycle (user + system of the hub process(es), from /proc),
-the agents' likewise, and offer->done p50/p99 (each task's last offer to its done, from the
-store's task events).
+the agents' likewise, offer->done p50/p99 (each task's last offer to its done, from the
+store's task events), offers made per lifecycle (1.0 when no offer was declined or lapsed) and,
+measured before the tasks are submitted, the hub processes' CPU ms per second with every
+machine idle and nothing queued (``--idle`` s): the fixed cost of their ticks.
 
 ``--store`` a PostgreSQL server URL: a throwaway database is made there and dropped after.
 ``--dispatchers N`` (PostgreSQL only): N ``fabnet hub --role dispatcher`` processes and one
@@ -71,6 +73,8 @@ class Run:
     agent_cpu_ms: float = 0.0  # per lifecycle
     p50_s: float = 0.0
     p99_s: float = 0.0
+    idle_cpu_ms_s: float = 0.0  # hub CPU ms per second, every machine idle and nothing queued
+    offers: int = 0  # offers made (a declined or lapsed one is offered again)
 
 
 # -- the broker alone ------------------------------------------------------------------------
@@ -292,6 +296,12 @@ def run(args: argparse.Namespace, root: Path) -> Run:
             idle = select(func.count()).select_from(MachineRow).where(MachineRow.state == "idle")
             wait_for(f"{n_machines} idle machines", 60 + 2 * args.agents,
                      lambda: count(store, idle) >= n_machines, hubs + agents)  # fmt: skip
+            if args.idle:
+                time.sleep(2)  # the machines' first statuses handled
+                idle_cpu, idle_at = cpu_s(hubs), time.monotonic()
+                time.sleep(args.idle)
+                spent = cpu_s(hubs) - idle_cpu
+                result.idle_cpu_ms_s = 1000 * spent / (time.monotonic() - idle_at)
             hub_cpu, agent_cpu = cpu_s(hubs), cpu_s(agents)
             started = datetime.now(UTC)
             submit(hub_url, files.api_token, args.tasks, args.job_size)
@@ -303,6 +313,10 @@ def run(args: argparse.Namespace, root: Path) -> Run:
             result.done = args.tasks
             result.wall_s = (last_done(store) - started).total_seconds()
             result.lifecycles_s = args.tasks / result.wall_s
+            offered = (
+                select(func.count()).select_from(EventRow).where(EventRow.to_state == "offered")
+            )
+            result.offers = count(store, offered)
             latencies = offer_to_done_s(store)
             result.p50_s = statistics.median(latencies)
             result.p99_s = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
@@ -344,6 +358,8 @@ def table(r: Run) -> str:
         ("hub CPU ms per lifecycle", f"{r.hub_cpu_ms:,.1f}"),
         ("agents' CPU ms per lifecycle", f"{r.agent_cpu_ms:,.1f}"),
         ("offer->done p50 / p99 s", f"{r.p50_s:,.3f} / {r.p99_s:,.3f}"),
+        ("offers per lifecycle", f"{r.offers / r.done if r.done else 0:,.2f}"),
+        ("hub CPU ms/s idle (before the run)", f"{r.idle_cpu_ms_s:,.1f}"),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"run: {r.label}", "-" * (width + 16)]
@@ -367,6 +383,8 @@ def main() -> None:
         help="N dispatcher processes + 1 api (PostgreSQL); 0: one `fabnet hub`",
     )
     p.add_argument("--pings", type=int, default=2000, help="paho pair round trips")
+    p.add_argument("--idle", type=float, default=10.0,
+                   help="s to measure the hub's CPU with every machine idle first (0: skip)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=0.0, help="s to wait for the tasks (0: auto)")
     p.add_argument("--keep", type=Path, help="run in DIR and keep it (logs, database)")
     args = p.parse_args()
