@@ -235,12 +235,6 @@ def class_definitions(name: str) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 asks one definition each; left (other engineers' files): MachineState in "
-    "fabnet.bus.machine_messages beside fabnet.core.states, MachineKind in "
-    "fabnet.profiles.model beside fabnet.core.states. Remove this mark once they are one.",
-)
 def test_machine_kinds_and_states_are_defined_once() -> None:
     # fabnet.gcode.machine.MachineState is the G-code interpreter's modal state, another thing
     twice = {
@@ -249,3 +243,38 @@ def test_machine_kinds_and_states_are_defined_once() -> None:
         if len(found := [m for m in class_definitions(name) if m != "fabnet.gcode.machine"]) > 1
     }
     assert twice == {}
+
+
+def limit_comparisons(path: Path, field: str) -> list[int]:
+    """Lines of ``path`` that compare something against an attribute named ``field``."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Compare)
+        and any(
+            isinstance(side, ast.Attribute) and side.attr == field
+            for side in (node.left, *node.comparators)
+        )
+    ]
+
+
+def test_the_limit_comparison_probe_sees_a_comparison(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("if hours > policy.max_task_hours:\n    pass\nok = policy.max_task_hours\n")
+    assert limit_comparisons(probe, "max_task_hours") == [1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 9 asks one policy rule: fabnet.agent.policy.decide_offer still compares "
+    "hours > policy.max_task_hours itself (AGENT's file); it should call "
+    "fabnet.core.machines.within_task_hours. Remove this mark once it does.",
+)
+def test_the_policy_hours_rule_is_written_once_in_the_core() -> None:
+    outside = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in sources()
+        if not is_under(module_name(path), "fabnet.core")
+        and (lines := limit_comparisons(path, "max_task_hours"))
+    }
+    assert outside == {}

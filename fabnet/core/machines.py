@@ -38,7 +38,14 @@ class MachinePolicy:
 
     def allows_hours(self, hours: float) -> bool:
         """True if a task of ``hours`` on this machine is within the maker's limit."""
-        return self.max_task_hours is None or hours <= self.max_task_hours
+        return within_task_hours(hours, self.max_task_hours)
+
+
+def within_task_hours(hours: float, max_task_hours: float | None) -> bool:
+    """The maker's time rule, the one place it is written: a task of ``hours`` (estimated on
+    the machine) is allowed when it is at most ``max_task_hours``; None or infinity is no
+    limit. The hub's matcher and the agent's own check of an offer must never disagree."""
+    return max_task_hours is None or hours <= max_task_hours
 
 
 @dataclass(frozen=True)

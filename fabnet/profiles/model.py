@@ -5,10 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-
-class MachineKind(enum.Enum):
-    FDM = "fdm"
-    CNC = "cnc"
+# one definition of machine kinds (issue 9): the core's, re-exported for fabnet.profiles
+from fabnet.core.states import MachineKind as MachineKind
 
 
 class GcodeFlavour(enum.Enum):
