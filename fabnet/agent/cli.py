@@ -80,7 +80,7 @@ speed = 60.0
 )
 def agent_command(config_path: Path, drain: bool) -> None:
     """Run a maker's agent: take tasks from the hub and run them on this maker's machines."""
-    from fabnet.agent.process import run_agent
+    from fabnet.roots.agent import run_agent
 
     config = load_agent_config(config_path)
     click.echo(
