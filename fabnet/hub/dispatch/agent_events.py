@@ -108,7 +108,9 @@ class AgentEvents:
         for i, item in enumerate(batch):
             event = item.event
             machine_id = hub_machine_id(item.agent, event.machine)
-            core = core_event(event, machine_id, ctx.settings.lease_s)
+            accepted = isinstance(event, msg.TaskAccepted)
+            lease_s = ctx.settings.claim_lease_s if accepted else ctx.settings.lease_s
+            core = core_event(event, machine_id, lease_s)
             if core is None:
                 results[i] = Ignored(event.id, IgnoreReason.WRONG_STATE, "no task change")
                 continue

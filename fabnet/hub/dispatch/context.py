@@ -40,6 +40,20 @@ class DispatchSettings:
     max_machines_per_agent: int
     production_grace_s: float
 
+    @property
+    def claim_lease_s(self) -> float:
+        """The lease an accepted offer (a claim) gets: the hub's own time to produce the G-code
+        (the grace period after which another dispatcher produces it) on top of a lease. The
+        agent can do nothing until ``task.assign``, so a claim that ran out while the hub was
+        slicing would be blamed on the machine (a failed attempt, and a hold after three);
+        the assign starts a plain lease, so a dead agent is not noticed later for it."""
+        return claim_lease_s(self.lease_s, self.production_grace_s)
+
+
+def claim_lease_s(lease_s: float, production_grace_s: float) -> float:
+    """See ``DispatchSettings.claim_lease_s`` (also what an API process's accept should use)."""
+    return lease_s + production_grace_s
+
 
 class DispatchContext:
     """Shared state and helpers of the dispatcher's parts."""

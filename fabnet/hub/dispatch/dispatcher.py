@@ -244,7 +244,7 @@ class Dispatcher:
                     log.exception("%d task events not applied: left to the broker and the "
                                   "agents to send again", len(batch))  # fmt: skip
                     for made in produced:  # left claimed: recovered after the grace period
-                        self._production.forget(made.task_id)
+                        self._production.forget(made.task_id, made.offer_no)
                     return
                 log.warning("database refused %d task events; retrying", len(batch))
                 time.sleep(APPLY_BACKOFF_S * 2**attempt)

@@ -57,7 +57,9 @@ class Production:
         self._ctx = ctx
         self._submit = submit  # back onto the dispatcher thread
         self._deliver = deliver  # a Produced into the dispatcher's inbox
-        self._producing: set[str] = set()  # task ids whose G-code is being made here
+        # (task id, offer) whose G-code is being made here: per offer, so a task claimed again
+        # (its earlier claim ran out meanwhile) is produced for the new claim, not skipped
+        self._producing: set[tuple[str, int]] = set()
         self._recovered_at: datetime | None = None
         self._pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="hub-produce")
 
@@ -67,13 +69,13 @@ class Production:
     def produce(self, task: TaskSnapshot) -> None:
         """Make the G-code of claimed ``task`` for its machine on the pool, then assign it."""
         ctx = self._ctx
-        if task.task_id in self._producing or not task.machine_id:
+        if (task.task_id, task.offer_no) in self._producing or not task.machine_id:
             return
         job = ctx.job_spec(task.job_id)
         machine = ctx.index.get(task.machine_id) or ctx.store.catalog.get_machine(task.machine_id)
         entry = ctx.designs.get(job.design_id)
-        self._producing.add(task.task_id)
         task_id, offer_no = task.task_id, task.offer_no
+        self._producing.add((task_id, offer_no))
 
         def make() -> None:
             try:
@@ -92,15 +94,15 @@ class Production:
                 return
             except Exception:  # noqa: BLE001 - a pool thread's top: the claim is recovered later
                 log.exception("producing task %s failed", task_id)
-                self._submit(lambda: self._producing.discard(task_id))
+                self._submit(lambda: self._producing.discard((task_id, offer_no)))
                 return
             self._deliver(Produced(task_id, machine, offer_no, artifact))
 
         self._pool.submit(make)
 
-    def forget(self, task_id: str) -> None:
-        """Stop counting ``task_id`` as in production here (its assignment was not applied)."""
-        self._producing.discard(task_id)
+    def forget(self, task_id: str, offer_no: int) -> None:
+        """Stop counting (task, offer) as in production here (its assignment was not applied)."""
+        self._producing.discard((task_id, offer_no))
 
     def recover(self, now: datetime, claimed_since: datetime | None) -> None:
         """Produce claims older than the grace period that nobody here is producing;
@@ -112,7 +114,7 @@ class Production:
             return
         self._recovered_at = now
         for task in self._ctx.store.tasks.claimed_unassigned(now - grace, RECOVER_BATCH):
-            if task.task_id not in self._producing:
+            if (task.task_id, task.offer_no) not in self._producing:
                 log.info("task %s claimed since before %s without G-code: producing", task.task_id,
                          now - grace)  # fmt: skip
                 try:
@@ -121,7 +123,7 @@ class Production:
                     log.warning("cannot recover task %s: %s", task.task_id, exc)
 
     def _fail(self, task_id: str, machine_id: str, offer_no: int, reason: str) -> None:
-        self._producing.discard(task_id)
+        self._producing.discard((task_id, offer_no))
         ctx = self._ctx
         event = ev.TaskFailed(
             machine_id=machine_id,
@@ -138,10 +140,11 @@ class Production:
         """After the batch that applied ``produced``'s TaskAssigned committed: record the
         file for the task's token and send ``task.assign``."""
         task_id, machine, offer_no = produced.task_id, produced.machine, produced.offer_no
-        self._producing.discard(task_id)
+        self._producing.discard((task_id, offer_no))
         ctx = self._ctx
         if not isinstance(outcome, Transition):
-            log.info("task %s no longer claimed by %s; not assigning", task_id, machine.machine_id)
+            log.info("task %s offer %d no longer claimed by %s; not assigning", task_id, offer_no,
+                     machine.machine_id)  # fmt: skip
             return
         token = ctx.artifacts.record_assignment(task_id, offer_no, produced.artifact)
         agent, name = split_machine_id(machine.machine_id)
