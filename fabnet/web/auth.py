@@ -31,8 +31,11 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from jinja2 import TemplateNotFound
 from markupsafe import escape
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from fabnet.store.accounts import Account, Accounts, Role, token_digest
@@ -167,7 +170,14 @@ def init_auth(
     from ``data_dir/web_secret_key`` (created once, mode 0600); with neither, a random key
     lives as long as the app.
     """
-    app.secret_key = _shared_key(db, data_dir) if db is not None else _secret_key(data_dir)
+    if db is None:
+        app.secret_key = _secret_key(data_dir)
+    else:
+        try:
+            app.secret_key = _shared_key(db, data_dir)
+        except SQLAlchemyError as exc:  # the app still answers /healthz (503) meanwhile
+            log.warning("session key not read, the database does not answer: %s", exc)
+            app.session_interface = _LateKeySessions(lambda: _shared_key(db, data_dir))
     # assigned, not setdefault: Flask's defaults already hold these keys (SameSite None)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -176,6 +186,25 @@ def init_auth(
     app.jinja_env.globals["current_user"] = current_user
     app.before_request(_check_csrf)
     app.register_blueprint(auth_pages)
+
+
+class _LateKeySessions(SecureCookieSessionInterface):
+    """Cookie sessions whose key is read from the database when it first answers; until then
+    requests run without a session (anonymous), as in an app with no secret key."""
+
+    def __init__(self, load: Callable[[], bytes]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        with self._lock:
+            if app.secret_key is None:
+                try:
+                    app.secret_key = self._load()
+                except SQLAlchemyError as exc:
+                    log.warning("session key not read, the database does not answer: %s", exc)
+                    return None
+        return super().get_signing_serializer(app)
 
 
 def _shared_key(db: Database, data_dir: Path | None) -> bytes:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, session
 
 from fabnet.store import Store
 from fabnet.store.hub_secrets import HubSecrets
@@ -94,7 +94,7 @@ def test_a_key_file_from_before_is_adopted_and_wins_over_later_ones(
 
 
 def test_processes_asking_at_once_get_one_key(pg_url: str) -> None:
-    stores = [Store(pg_url) for _ in range(6)]
+    stores = [Store(pg_url) for _ in range(3)]  # the server is shared
     keys: list[str] = []
     start = threading.Barrier(len(stores))
 
@@ -112,3 +112,34 @@ def test_processes_asking_at_once_get_one_key(pg_url: str) -> None:
         for store in stores:
             store.close()
     assert len(keys) == len(stores) and len(set(keys)) == 1, keys
+
+
+def test_an_app_built_while_the_database_is_down_reads_the_key_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    folder, away = tmp_path / "db", tmp_path / "away"
+    store = Store(f"sqlite:///{folder / 'hub.db'}", create_tables=False)  # makes the folder
+    folder.rename(away)  # SQLite cannot open a file in a missing folder: the database is down
+    try:
+        app = Flask("api-late")
+        init_auth(app, store.accounts, TOKEN, None, db=store.db)
+
+        @app.get("/visit")
+        def visit() -> str:
+            try:
+                session["n"] = session.get("n", 0) + 1
+            except RuntimeError:  # Flask's null session: there is no key to sign a cookie
+                return "no session"
+            return str(session["n"])
+
+        browser = app.test_client()
+        assert app.secret_key is None
+        assert browser.get("/visit").text == "no session"  # answered all the same
+        assert browser.get("/visit").text == "no session"
+        away.rename(folder)
+        assert browser.get("/visit").text == "1"  # the key is read: this answer sets a cookie
+        assert browser.get("/visit").text == "2"
+        stored = HubSecrets(store.db).get(SESSION_KEY_SECRET)
+        assert stored is not None and app.secret_key == bytes.fromhex(stored)
+    finally:
+        store.close()
