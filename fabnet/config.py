@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from fabnet.bus.topics import check_id
 from fabnet.config_env import AGENT_KEYS, HUB_KEYS, apply_env
+from fabnet.core.credits import Terms
 from fabnet.drivers.registry import DRIVER_OPTIONS, Scalar, check_driver_options
 from fabnet.errors import ConfigError, InvalidInput
 from fabnet.profiles.canonical import canonical_material, canonical_profile
@@ -106,6 +107,7 @@ class HubConfig:
     # None: <data_dir>/artifacts) and the one-task token secret ("" = kept in the database)
     artifacts_dir: Path | None = None
     token_secret: str = ""
+    economy: Terms = field(default_factory=Terms)  # [economy], issue 11
     # a --role dispatcher process's /healthz, /readyz and /metrics (0: a free port, printed)
     health_port: int = 0
 
@@ -189,8 +191,8 @@ def _database_url(table: TableReader) -> str:
 def load_hub_config(path: Path) -> HubConfig:
     """Read a hub's TOML file; relative paths in it are taken against its folder."""
     root = _load(path, HUB_KEYS)
-    hub, broker, db, http = (
-        root.table(t, optional=True) for t in ("hub", "broker", "database", "http")
+    hub, broker, db, http, economy = (
+        root.table(t, optional=True) for t in ("hub", "broker", "database", "http", "economy")
     )
     data_dir = hub.path("data_dir", "var")
     assert data_dir is not None
@@ -222,6 +224,22 @@ def load_hub_config(path: Path) -> HubConfig:
 
 
 MIN_TOKEN_SECRET = 32
+
+
+def _economy(table: TableReader) -> Terms:
+    """``[economy]``: the network fee (percent, on top of makers' prices), the currency shown
+    beside credits and one credit's value in it, the hours after which the hub accepts a done
+    part for a silent requester, and how many credits of debt a requester may commit."""
+    try:
+        return Terms(
+            fee_bp=round(table.number("fee_percent", 0, 50, 10) * 100),
+            currency=table.text("currency", "EUR"),
+            credit_value_milli=round(table.number("credit_value", 0.001, 1e9, 1) * 1000),
+            auto_accept_after_s=table.number("auto_accept_after_h", 0.01, 8760, 72) * 3600,
+            debt_limit_mc=round(table.number("allow_debt_credits", 0, 1e9, 0) * 1000),
+        )
+    except InvalidInput as exc:
+        raise ConfigError(f"{table.file}: [economy] {exc}") from None
 
 
 def _token_secret(hub: TableReader) -> str:

@@ -37,6 +37,9 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
     "broker": frozenset({"url", "username", "password", "password_file", "ca_file", "accounts"}),
     "database": frozenset({"url"}),
     "http": frozenset({"host", "port", "public_url", "api_token", "threads", "health_port"}),
+    "economy": frozenset(
+        {"fee_percent", "currency", "credit_value", "auto_accept_after_h", "allow_debt_credits"}
+    ),
 }
 AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "agent": frozenset({"id", "hub_url", "data_dir"}),
