@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "agent": "fabnet.agent.cli:agent_command",
     "init": "fabnet.hub.cli:init",
     "submit": "fabnet.hub.cli:submit_command",
+    "quote": "fabnet.hub.economy.cli:quote_command",
     "jobs": "fabnet.hub.cli:jobs",
     "broker-config": "fabnet.bus.cli:broker_config_command",
     "users": "fabnet.hub.users_cli:users",

@@ -217,8 +217,9 @@ def load_hub_config(path: Path) -> HubConfig:
         artifacts_dir=hub.path("artifacts_dir", ""),
         token_secret=_token_secret(hub),
         health_port=http.integer("health_port", 0, 65535, 0),
+        economy=_economy(economy),
     )
-    for table in (hub, broker, db, http, root):
+    for table in (hub, broker, db, http, economy, root):
         table.finish()
     return config
 
