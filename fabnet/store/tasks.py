@@ -169,6 +169,20 @@ class Tasks:
 
         return self._db.reading(read)
 
+    def busy_machines(self, machine_ids: Collection[str]) -> set[str]:
+        """Those of ``machine_ids`` holding a task (an open offer, a claim, or work under
+        way), in one read: what a dispatcher whose own view of a machine is stale (another
+        dispatcher offered it something) asks before offering."""
+        if not machine_ids:
+            return set()
+        open_states = [TaskState.OFFERED.value, *(state.value for state in LEASED_TASK_STATES)]
+        query = (
+            select(TaskRow.machine_id)
+            .where(TaskRow.machine_id.in_(list(machine_ids)), TaskRow.state.in_(open_states))
+            .distinct()
+        )
+        return self._db.reading(lambda s: {m for m in s.scalars(query) if m is not None})
+
     def offered_at(self, task_ids: Collection[str]) -> dict[str, datetime]:
         """When each task's latest offer was made (its last ``offered`` event), in one read for
         all of them: where offer->done starts (the attempt begins later, at the claim)."""

@@ -26,6 +26,7 @@ FAIRNESS_REFRESH = timedelta(seconds=30)
 MATCH_BATCH = 500  # queued tasks one round looks at, at most
 OFFERS_SCAN = 100_000  # open offers read per tick to find the lapsed ones' holders
 ASK_FIRST_FACTOR = 10  # a maker deciding by hand gets this many offer lengths
+RECHECK_EVERY = timedelta(seconds=5)  # how often machines busy elsewhere are looked at again
 
 
 class Offering:
@@ -38,6 +39,11 @@ class Offering:
         # A round that saw a full window yet left machines idle widens the next one, so tasks
         # no idle machine can take at the head of the queue do not hide those behind them.
         self._widen = 1
+        # Machines this process matched and found busy in the store (offered or working for
+        # another dispatcher): reserved in the index until a look at the store finds them
+        # free (``_recheck``), so they are not offered again and again, nor lost for good.
+        self._elsewhere: set[str] = set()
+        self._rechecked_at: datetime | None = None
 
     def tick(self, now: datetime) -> Due:
         """Sweep what is due and offer what is queued. One read (``Tasks.due``) first says
@@ -55,6 +61,7 @@ class Offering:
         if self.gate.leases_may_expire(now) and _passed(due.lease_until, now):
             self._expire_leases(now)
         if due.queued:  # else nothing to offer (a machine freed later asks for a round itself)
+            self._recheck(now)
             if self._fairness_at is None or now - self._fairness_at > FAIRNESS_REFRESH:
                 ctx.index.set_recent_hours(ctx.store.ledger.recent_hours_by_maker(now))
                 self._fairness_at = now
@@ -110,8 +117,15 @@ class Offering:
         def match(requests: list[TaskRequest]) -> list[tuple[str, ev.TaskOffered]]:
             nonlocal seen
             seen = len(requests)
+            matched = ctx.index.match(requests, now)
+            # Another dispatcher may have given one of these machines work this one did not
+            # hear of (shared subscriptions split the machines' messages): ask the store.
+            busy = ctx.store.tasks.busy_machines({a.machine_id for a in matched})
+            self._elsewhere |= busy  # stay reserved here until the store shows them free
             offers = []
-            for a in ctx.index.match(requests, now):
+            for a in matched:
+                if a.machine_id in busy:
+                    continue
                 chosen[a.task_id] = a
                 offer_s = ctx.settings.offer_s * (1 if a.auto_accept else ASK_FIRST_FACTOR)
                 offers.append((a.task_id, ev.TaskOffered(machine_id=a.machine_id, offer_s=offer_s)))
@@ -138,6 +152,19 @@ class Offering:
             self._widen = min(self._widen * 2, MATCH_BATCH)
         else:  # narrowing slowly: a queue that needed a wide look likely still does
             self._widen = max(1, self._widen // 2)
+
+    def _recheck(self, now: datetime) -> None:
+        """Every ``RECHECK_EVERY``: machines found busy elsewhere that the store now shows
+        free go back into the index as stored."""
+        if not self._elsewhere:
+            return
+        if self._rechecked_at is not None and now - self._rechecked_at < RECHECK_EVERY:
+            return
+        self._rechecked_at = now
+        still = self._ctx.store.tasks.busy_machines(self._elsewhere)
+        for machine_id in self._elsewhere - still:
+            self._ctx.refresh_machine(machine_id)
+        self._elsewhere = still
 
     def _send_offer(self, moved: Transition, machine_id: str, hours: float) -> None:
         ctx = self._ctx
