@@ -36,7 +36,9 @@ class Store:
     ``catalog`` (makers, machines, designs), ``jobs`` (submit, get, find, cancel), ``tasks``
     (get, find, queued, apply_event, apply_events, offer_queued, expire_leases,
     expire_offers, machine_offline, claimed_unassigned) and
-    ``ledger`` (entries, totals, series, recent_hours_by_maker). The most used calls are
+    ``ledger`` (entries, totals, series, recent_hours_by_maker); and, for issue 11's economy,
+    ``credits`` (postings, balances, holds), ``prices`` and ``reviews`` (accept, reject,
+    dispute, void, settle). The most used calls are
     also here. Thread-safe; every call is its own transaction.
     """
 
