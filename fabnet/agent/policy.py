@@ -11,6 +11,7 @@ from datetime import datetime
 
 from fabnet.config import MachinePolicy
 from fabnet.core.cron import CronExpr, window_open
+from fabnet.core.machines import same_material, within_task_hours
 from fabnet.errors import ConfigError, InvalidInput
 
 SECONDS_PER_HOUR = 3600.0
@@ -54,10 +55,6 @@ def parse_windows(policy: MachinePolicy, machine_id: str) -> tuple[CronExpr, ...
         raise ConfigError(f"machine {machine_id}: policy.windows: {exc}") from None
 
 
-def _same(a: str, b: str) -> bool:
-    return a.strip().lower() == b.strip().lower()
-
-
 def decide_offer(
     policy: MachinePolicy,
     windows: tuple[CronExpr, ...],
@@ -70,17 +67,17 @@ def decide_offer(
     estimate is within ``max_task_hours``, ``now`` is inside a window (when any are set)."""
     if machine.holding is not None:
         return Decision(Verdict.DECLINE, f"machine busy (task {machine.holding})")
-    if not _same(offer.material, machine.loaded_material):
+    if not same_material(offer.material, machine.loaded_material):
         return Decision(
             Verdict.DECLINE, f"material {offer.material} not loaded ({machine.loaded_material})"
         )
-    if not any(_same(offer.material, m) for m in policy.materials):
+    if not any(same_material(offer.material, m) for m in policy.materials):
         accepted = ", ".join(policy.materials) or "none"
         return Decision(
             Verdict.DECLINE, f"material {offer.material} not accepted by policy ({accepted})"
         )
     hours = offer.est_machine_s / SECONDS_PER_HOUR
-    if hours > policy.max_task_hours:
+    if not within_task_hours(hours, policy.max_task_hours):
         return Decision(
             Verdict.DECLINE, f"estimated {hours:.3g} h exceeds max {policy.max_task_hours:g} h"
         )

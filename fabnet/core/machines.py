@@ -48,6 +48,13 @@ def within_task_hours(hours: float, max_task_hours: float | None) -> bool:
     return max_task_hours is None or hours <= max_task_hours
 
 
+def same_material(a: str, b: str) -> bool:
+    """How two material names compare, the one place it is written: case and surrounding
+    spaces do not matter ("pla" is PLA). The hub stores canonical names; an agent's own config
+    may not, and must still agree with the hub on what is loaded."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
 @dataclass(frozen=True)
 class Machine:
     """One machine of one maker; ``speed_factor`` scales nominal task hours (2.0 = twice as fast).
