@@ -4,7 +4,6 @@ with every price so a page can show both."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fabnet.core import credits as cr
@@ -15,10 +14,11 @@ from fabnet.hub.machines import hub_machine_id
 from fabnet.hub.service import JobRequest, job_json
 from fabnet.store.reviews import Settlement
 from fabnet.web.api.context import ApiContext, forbid
+from fabnet.web.api.credit_statements import register_statements
 from fabnet.web.api.jobs import JOB_SUBMIT
 from fabnet.web.auth import MAKER, OPERATOR, REQUESTER, User
 from fabnet.web.openapi import ApiRoutes, user_of
-from fabnet.web.schemas import Field, ListOf, Schema
+from fabnet.web.schemas import Field, Schema
 
 MC = {"minimum": 0, "maximum": cr.MAX_AMOUNT_MC}
 QUOTE_ASK = Schema(
@@ -108,23 +108,12 @@ def settlement_json(done: Settlement) -> dict[str, Any]:
     }
 
 
-def _time(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO-8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{name} must include a time zone (e.g. +00:00), got {text!r}")
-    return value.astimezone(UTC)
-
-
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     economy = Economy(ctx.service, getattr(ctx, "economy_terms", None), ctx.clock)
     store = ctx.service.store
     register_prices(routes, ctx, economy)
     register_acceptance(routes, economy)
+    register_statements(routes, ctx)  # /credits/statement[/months], /credits/network
 
     @routes.route("POST", "/quotes", summary="Price a design: lowest, typical, eta, machines",
                   roles=(REQUESTER, MAKER), body=QUOTE_ASK, response=QUOTE)  # fmt: skip
@@ -169,19 +158,6 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         account = _account(user_of(user), query["user"])
         return {"account": account, "balance_mc": store.credits.balance(account),
                 "terms": terms_json(economy.terms())}  # fmt: skip
-
-    @routes.route("GET", "/credits/statement", summary="An account's postings, oldest first",
-                  query=ACCOUNT_QUERY, response=ListOf(OBJECT))  # fmt: skip
-    def statement(user: User | None, query: dict[str, Any]) -> list[dict[str, Any]]:
-        account = _account(user_of(user), query["user"])
-        lines = store.credits.statement(
-            account, _time("since", query["since"]), _time("until", query["until"])
-        )
-        return [
-            {"key": x.key, "kind": x.kind.value, "at": x.at.isoformat(), "amount_mc": x.amount_mc,
-             "job_id": x.job_id, "task_id": x.task_id, "memo": x.memo}
-            for x in lines
-        ]  # fmt: skip
 
     @routes.route("POST", "/credits/grants", summary="Grant credits to a user (once per ref)",
                   roles=(OPERATOR,), body=GRANT, response=OBJECT, status=201)  # fmt: skip
