@@ -26,6 +26,7 @@ from fabnet.hub.artifacts import BLOB_FOLDER, ArtifactStore, FolderBlobs
 from fabnet.hub.commands import ApiCommands
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatcher import Dispatcher
+from fabnet.hub.economy import Economy
 from fabnet.hub.metrics import HubMetrics
 from fabnet.hub.service import HubCommands, HubService
 from fabnet.roots.http import HTTP_THREADS, HttpServer
@@ -43,6 +44,12 @@ __all__ = ["HTTP_THREADS", "Hub", "HttpServer", "Role", "run_hub"]
 
 log = logging.getLogger(__name__)
 
+ECONOMY_TICK_S = 60.0
+"""How often a dispatching process runs the economy's tick (auto-accept after
+``auto_accept_after_h``, refunds of settled jobs): hours-scale deadlines need no more, and the
+idle sweep stays one read (two reads a minute on top). Safe with several dispatchers: each
+acceptance locks its task and pays under a unique key."""
+
 
 class Hub:
     """One hub process in ``role``. ``start`` returns once it listens (and, unless an ``api``
@@ -55,9 +62,17 @@ class Hub:
     """
 
     def __init__(
-        self, config: HubConfig, role: Role = Role.ALL, *, metrics: HubMetrics | None = None
+        self,
+        config: HubConfig,
+        role: Role = Role.ALL,
+        *,
+        metrics: HubMetrics | None = None,
+        economy_tick_s: float = ECONOMY_TICK_S,
     ) -> None:
         check_role(config, role)
+        if not economy_tick_s > 0:
+            raise ValueError(f"economy_tick_s must be > 0, got {economy_tick_s}")
+        self._economy_tick_s = economy_tick_s
         self.config = config
         self.role = role
         self.metrics = metrics if metrics is not None else HubMetrics()
@@ -151,8 +166,30 @@ class Hub:
                 max_instances=1,
                 coalesce=True,
             )
+            economy = Economy(self.service, self.config.economy)
+            self._scheduler.add_job(
+                self._economy_tick,
+                "interval",
+                args=(economy,),
+                seconds=self._economy_tick_s,
+                id="economy-tick",
+                max_instances=1,
+                coalesce=True,
+            )
             self._scheduler.start()
         log.info("hub %s (%s) serving %s", self.config.hub_id, self.role.value, self.public_url)
+
+    def _economy_tick(self, economy: Economy) -> None:
+        """One economy tick; its failure (e.g. the database away a moment) is logged and the
+        next tick tries again, as the sweep does."""
+        try:
+            report = economy.tick()
+        except Exception:  # noqa: BLE001 - a scheduler job's top: log, the next tick retries
+            log.exception("economy tick failed; the next one tries again")
+            return
+        if report.accepted or report.refunded:
+            log.info("economy tick: %d parts accepted for their requesters, %d jobs refunded",
+                     report.accepted, report.refunded)  # fmt: skip
 
     def _register_library(self) -> None:
         now = datetime.now(UTC)
