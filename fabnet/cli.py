@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "init": "fabnet.hub.cli:init",
     "submit": "fabnet.hub.cli:submit_command",
     "quote": "fabnet.hub.economy.cli:quote_command",
+    "ledger": "fabnet.hub.economy.export_cli:ledger",
     "jobs": "fabnet.hub.cli:jobs",
     "broker-config": "fabnet.bus.cli:broker_config_command",
     "users": "fabnet.hub.users_cli:users",
