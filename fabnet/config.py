@@ -230,7 +230,8 @@ MIN_TOKEN_SECRET = 32
 def _economy(table: TableReader) -> Terms:
     """``[economy]``: the network fee (percent, on top of makers' prices), the currency shown
     beside credits and one credit's value in it, the hours after which the hub accepts a done
-    part for a silent requester, and how many credits of debt a requester may commit."""
+    part for a silent requester, how many credits of debt a requester may commit, and whether
+    every job must be covered by credits (``require_credits``)."""
     try:
         return Terms(
             fee_bp=round(table.number("fee_percent", 0, 50, 10) * 100),
@@ -238,6 +239,7 @@ def _economy(table: TableReader) -> Terms:
             credit_value_milli=round(table.number("credit_value", 0.001, 1e9, 1) * 1000),
             auto_accept_after_s=table.number("auto_accept_after_h", 0.01, 8760, 72) * 3600,
             debt_limit_mc=round(table.number("allow_debt_credits", 0, 1e9, 0) * 1000),
+            require_credits=table.boolean("require_credits", False),
         )
     except InvalidInput as exc:
         raise ConfigError(f"{table.file}: [economy] {exc}") from None

@@ -38,7 +38,14 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
     "database": frozenset({"url"}),
     "http": frozenset({"host", "port", "public_url", "api_token", "threads", "health_port"}),
     "economy": frozenset(
-        {"fee_percent", "currency", "credit_value", "auto_accept_after_h", "allow_debt_credits"}
+        {
+            "fee_percent",
+            "currency",
+            "credit_value",
+            "auto_accept_after_h",
+            "allow_debt_credits",
+            "require_credits",
+        }
     ),
 }
 AGENT_KEYS: Mapping[str, frozenset[str]] = {

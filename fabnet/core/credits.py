@@ -155,6 +155,12 @@ class Terms:
     """The operator's terms: fee in basis points (1000 = 10 %) added on top of the maker's
     price, the currency shown beside credits and what one credit is worth in it (milli-units),
     how far into debt a requester may commit (mc), and when the hub accepts for the requester.
+
+    ``require_credits``: every job holds its cost from the requester's credits at submit (its
+    budget cap, or the quote's highest price), refused beyond credits + allowed debt. Off (the
+    default: a fresh hub of one's own machines needs no bookkeeping to print), only jobs that
+    name a budget hold it; the others pay at acceptance from the requester's account, which may
+    go below zero.
     """
 
     fee_bp: int = DEFAULT_FEE_BP
@@ -162,6 +168,7 @@ class Terms:
     credit_value_milli: int = DEFAULT_CREDIT_VALUE_MILLI
     debt_limit_mc: int = 0
     auto_accept_after_s: float = DEFAULT_AUTO_ACCEPT_S
+    require_credits: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.fee_bp <= MAX_FEE_BP:

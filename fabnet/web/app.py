@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from fabnet.core.credits import Terms
 from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore, check_live
 from fabnet.hub.metrics import HubMetrics
@@ -46,6 +47,7 @@ class WebSettings:
     broker_connected: Callable[[], bool] | None = None  # for /healthz
     live_streams: int = 4  # live pages streaming at once; keep below the server's threads
     metrics: HubMetrics | None = None  # this process's figures for /metrics; None: a fresh one
+    economy: Terms | None = None  # [economy] terms (issue 11); None: the defaults
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
@@ -59,6 +61,7 @@ class WebSettings:
             hub_url=hub_url,
             broker=broker,
             live_streams=max(1, config.http_threads // 2),
+            economy=config.economy,
         )
 
 
@@ -94,6 +97,7 @@ def create_app(
         offers=OfferAnswers(dispatcher) if dispatcher else None,
         configurer=dispatcher,
         library_dir=settings.library_dir or service.designs.library_dir,
+        economy_terms=settings.economy,
     )
     blueprint, endpoints = make_api(ctx)
     app.register_blueprint(blueprint, url_prefix=PREFIX)

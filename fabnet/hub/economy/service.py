@@ -87,7 +87,10 @@ class Economy:
         if cap_mc is None:
             highest = self.quote(request.design, request.quantity, request.material).quote
             if highest.highest_mc is None:
-                raise Conflict("no machine can make this design in this material: no price")
+                raise Conflict(
+                    "no machine can make this design in this material now, so it has no price "
+                    "to hold: name the most it may cost (budget_cap_mc)"
+                )
             cap_mc = highest.highest_mc
         if cap_mc < 1:
             raise InvalidInput(f"budget_cap_mc must be >= 1, got {cap_mc}")

@@ -12,6 +12,7 @@ from flask import abort
 
 from fabnet.bus.dynsec import DynsecAdmin
 from fabnet.config import BrokerConfig
+from fabnet.core.credits import Terms
 from fabnet.hub.service import HubService
 from fabnet.store.listings import Listings
 from fabnet.web.auth import User
@@ -99,6 +100,7 @@ class ApiContext:
     configurer: MachineConfigurer | None = None
     library_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    economy_terms: Terms | None = None  # the config's [economy] (issue 11); None: defaults
 
     @property
     def store(self) -> Any:

@@ -7,8 +7,10 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from fabnet.core.credits import MAX_AMOUNT_MC
 from fabnet.core.jobs import Quality
 from fabnet.core.states import JobState, TaskState
+from fabnet.hub.economy import Economy
 from fabnet.hub.machines import split_machine_id
 from fabnet.hub.service import MAX_PRIORITY, MAX_QUANTITY, JobRequest, job_json, task_json
 from fabnet.web.api.context import LIMIT, OFFSET, ApiContext, forbid
@@ -18,8 +20,8 @@ from fabnet.web.schemas import Field, ListOf, Schema
 
 NEXT_OFFSET_HEADER = "X-Next-Offset"
 
-JOB_SUBMIT = Schema(
-    "JobSubmit",
+JOB_SUBMIT = Schema(  # the fields of a submit; POST /jobs takes them with BUDGET_CAP
+    "JobFields",
     (
         Field(
             "design",
@@ -45,6 +47,17 @@ JOB_SUBMIT = Schema(
         ),
     ),
 )
+BUDGET_CAP = Field(
+    "budget_cap_mc",
+    "integer",
+    nullable=True,
+    minimum=1,
+    maximum=MAX_AMOUNT_MC,
+    description="the most the job may cost (milli-credits), held from your credits at submit; "
+    "without it the hub's [economy] require_credits decides: hold the quote's highest price, "
+    "or hold nothing and pay at acceptance",
+)
+JOB_SUBMIT_CAPPED = Schema("JobSubmit", (*JOB_SUBMIT.fields, BUDGET_CAP))
 JOB_QUERY = Schema(
     "JobQuery",
     (LIMIT, OFFSET, Field("requester", "string", description="operators: one requester's")),
@@ -110,13 +123,14 @@ def paged(items: list[Any], limit: int, offset: int) -> Response:
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     service = ctx.service
+    economy = Economy(service, ctx.economy_terms, ctx.clock)
 
     @routes.route(
         "POST",
         "/jobs",
-        summary="Submit a job",
+        summary="Submit a job (409 when credits are required and do not cover its cost)",
         roles=(REQUESTER,),
-        body=JOB_SUBMIT,
+        body=JOB_SUBMIT_CAPPED,
         response=JOB,
         status=201,
     )
@@ -125,7 +139,11 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         requester = body.pop("requester") or me.name
         if requester != me.name and not me.is_operator:
             forbid(f"only operators submit for someone else, got requester {requester!r}")
-        return job_json(service.submit(JobRequest(requester=requester, **body)))
+        cap = body.pop("budget_cap_mc")
+        request = JobRequest(requester=requester, **body)
+        if cap is None and not economy.terms().require_credits:
+            return job_json(service.submit(request))
+        return job_json(economy.submit(request, cap)[0])  # the hold: GET /credits/statement
 
     @routes.route(
         "GET",
