@@ -47,6 +47,13 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
+def _small(value: float) -> str:
+    """As ``_fmt``, but small amounts (credits) keep three decimals: 0.013, not 0.0."""
+    if abs(value) >= 100:
+        return _fmt(value)
+    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
+
+
 def _count(value: float) -> str:
     """Whole numbers (parts, tasks) without a decimal point; others as ``_fmt``."""
     return str(int(value)) if float(value).is_integer() and abs(value) < 10_000 else _fmt(value)
@@ -314,3 +321,60 @@ def _grid(
             f"{label(peak * frac)}</text>"
         )
     return lines
+
+
+def month_columns(
+    months: Sequence[tuple[str, dict[str, float]]],
+    *,
+    keys: Sequence[str],
+    unit: str = "",
+    title: str = "",
+    width: int = 640,
+    height: int = 220,
+) -> Markup:
+    """Columns side by side per month (``YYYY-MM``), one per series in ``keys`` (values >= 0,
+    e.g. credits earned and spent), each ``<rect class="column" data-month data-key>``; the
+    sum of the first series over all months is written in ``<text class="chart-total">``."""
+    left, right, top, bottom = 48, 110, 28, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    total = sum(values.get(keys[0], 0.0) for _, values in months) if keys else 0.0
+    peak = max((v for _, values in months for v in values.values()), default=0.0) or 1.0
+
+    def y_at(v: float) -> float:
+        return top + plot_h - plot_h * v / peak
+
+    parts = [_svg_open(width, height, f"{title}: {_small(total)} {unit}", "chart month-columns")]
+    parts.append(_heading(title, "chart-total", f"{_small(total)} {unit}", left, width - right))
+    parts += _grid(left, plot_w, y_at, peak, lambda v: _small(v if months else 0.0))
+    slot = plot_w / max(len(months), 1)
+    column = max(min(slot * 0.8 / max(len(keys), 1), 40.0), 2.0)
+    for i, (month, values) in enumerate(months):
+        x0 = left + slot * i + (slot - column * len(keys)) / 2
+        for n, key in enumerate(keys):
+            value = max(values.get(key, 0.0), 0.0)
+            y = y_at(value)
+            parts.append(
+                f'<rect class="column" data-month="{escape(month)}" data-key="{escape(key)}" '
+                f'data-value="{value:g}" x="{x0 + n * column:.1f}" y="{y:.1f}" '
+                f'width="{column - 1:.1f}" height="{top + plot_h - y:.1f}" '
+                f'fill="{PALETTE[n % len(PALETTE)]}"><title>{escape(month)} {escape(key)}: '
+                f"{_small(value)} {escape(unit)}</title></rect>"
+            )
+        parts.append(
+            f'<text class="axis" x="{left + slot * (i + 0.5):.1f}" y="{height - 8}" '
+            f'text-anchor="middle">{escape(month)}</text>'
+        )
+    for n, key in enumerate(keys):
+        ly = top + 14 * n + 8
+        parts.append(
+            f'<rect x="{width - right + 10}" y="{ly - 8}" width="10" height="10" '
+            f'fill="{PALETTE[n % len(PALETTE)]}"/><text class="legend" x="{width - right + 24}" '
+            f'y="{ly + 1}">{escape(key)}</text>'
+        )
+    if not months:
+        parts.append(
+            f'<text class="empty" x="{left + plot_w / 2}" y="{top + plot_h / 2}" '
+            'text-anchor="middle">no credits moved yet</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

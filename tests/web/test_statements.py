@@ -4,6 +4,7 @@ and PostgreSQL; every line reconciles with the balance; the network's months and
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from fabnet.core import credits as cr
+from fabnet.errors import InvalidInput
 from fabnet.hub.economy.statements import (
     LINE_COLUMNS,
     line_json,
@@ -24,6 +26,8 @@ from fabnet.hub.economy.statements import (
 )
 from fabnet.store import Store
 from fabnet.store.statement_reads import StatementReads
+from fabnet.web.charts import month_columns
+from fabnet.web.dashboard.library import budget_mc
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MAY = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
@@ -32,6 +36,7 @@ JUNE = datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
 S = timedelta(seconds=1)  # postings apart in time: a statement is ordered by time
 ADA, BRUNO, FEES = cr.user_account("ada"), cr.user_account("bruno"), cr.FEE_ACCOUNT
 ESCROW = cr.escrow_account("job1")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _pay(task: str, job: str, payer: str, maker: str, share: int, fee: int, at: datetime
@@ -143,3 +148,27 @@ def test_statements_read_from_the_database(store: Store) -> None:
     assert may.refunded_mc == 17_000
     assert (june_net.paid_mc, june_net.makers_mc, june_net.fees_mc) == (33_500, 30_000, 3_500)
     assert network_totals(store.credits.balances()).fees_mc == may.fees_mc + june_net.fees_mc
+
+
+def test_month_columns_chart() -> None:
+    svg = month_columns(
+        [("2026-05", {"earned": 0.013, "spent": 2.5}), ("2026-06", {"earned": 30.0})],
+        keys=("earned", "spent"), unit="credits", title="Earnings by month",
+    )  # fmt: skip
+    root = ET.fromstring(str(svg))
+    columns = [(c.get("data-month"), c.get("data-key"), c.get("data-value"))
+               for c in root.iter(f"{SVG}rect") if c.get("class") == "column"]  # fmt: skip
+    assert columns == [("2026-05", "earned", "0.013"), ("2026-05", "spent", "2.5"),
+                       ("2026-06", "earned", "30"), ("2026-06", "spent", "0")]  # fmt: skip
+    total = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "chart-total"]
+    assert total == ["30.013 credits"]
+    empty = ET.fromstring(str(month_columns([], keys=("earned",), title="x")))
+    assert any(t.get("class") == "empty" for t in empty.iter(f"{SVG}text"))
+
+
+def test_budget_field_in_credits() -> None:
+    assert budget_mc("") is None and budget_mc("  ") is None
+    assert budget_mc("12.5") == 12_500 and budget_mc("0.001") == 1
+    for bad in ("0.0005", "abc", "-1", "0", "nan", "inf"):
+        with pytest.raises(InvalidInput, match="budget must be a number of credits"):
+            budget_mc(bad)

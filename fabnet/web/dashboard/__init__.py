@@ -30,7 +30,7 @@ def register_dashboard(
 
     Also answers 503 with ``Retry-After`` (not 500) on any route when no database connection
     came free within the pool's timeout."""
-    from fabnet.web.dashboard import jobs, library, maker, overview, tasks
+    from fabnet.web.dashboard import credits, jobs, library, maker, overview, tasks
     from fabnet.web.dashboard.network import shared_network
     from fabnet.web.dashboard.render import assets
     from fabnet.web.events import events
@@ -46,7 +46,7 @@ def register_dashboard(
         shared_network(reads),
     )
     app.extensions[EXTENSION] = state
-    for bp in (assets, overview.bp, library.bp, jobs.bp, maker.bp, tasks.bp, events):
+    for bp in (assets, overview.bp, library.bp, jobs.bp, maker.bp, tasks.bp, credits.bp, events):
         app.register_blueprint(bp)
     app.register_error_handler(PoolTimeout, _busy)
     return state

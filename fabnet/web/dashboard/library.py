@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from flask import Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from fabnet.core import credits as cr
 from fabnet.errors import FabnetError, InvalidInput, NotFound
 from fabnet.hub.designs import DesignEntry
 from fabnet.hub.service import JobRequest
@@ -13,6 +16,7 @@ from fabnet.library.lineage import credits, non_commercial_in
 from fabnet.profiles import load_materials
 from fabnet.web.auth import REQUESTER, current_user, require_login
 from fabnet.web.dashboard.context import dashboard
+from fabnet.web.dashboard.credits import economy
 from fabnet.web.dashboard.render import page_blueprint, render
 
 bp = page_blueprint("library")
@@ -25,6 +29,26 @@ def _entry(slug: str) -> DesignEntry:
         if entry.design.slug == slug:
             return entry
     raise NotFound(f"design {slug!r} not found in the library")
+
+
+def budget_mc(text: str) -> int | None:
+    """The form's budget cap in credits (up to three decimals) as milli-credits; blank: None."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text) * cr.MILLI
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if (
+        not value.is_finite()
+        or value != value.to_integral_value()
+        or not 0 < value <= cr.MAX_AMOUNT_MC
+    ):
+        raise InvalidInput(
+            f"budget must be a number of credits > 0 with at most three decimals, got {text!r}"
+        )
+    return int(value)
 
 
 def material_names() -> list[str]:
@@ -98,7 +122,11 @@ def request_copies(slug: str) -> BaseResponse | tuple[str, int]:
         requester=user.name,
     )
     try:
-        info = dashboard().service.submit(job)
+        cap = budget_mc(request.form.get("budget", ""))
+        if cap is None:
+            info = dashboard().service.submit(job)
+        else:  # the cap is held from the requester's credits (409 when they fall short)
+            info, _ = economy().submit(job, cap)
     except (InvalidInput, NotFound) as exc:
         return _detail(slug, str(exc), 400)
     except FabnetError as exc:

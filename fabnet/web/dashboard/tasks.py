@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Response, abort
 
+from fabnet.core.credits import RejectReason
 from fabnet.core.jobs import JobSpec
+from fabnet.core.states import TaskState
 from fabnet.core.tasks import TaskSnapshot
 from fabnet.errors import FabnetError, NotFound
 from fabnet.gcode import analyse, check
@@ -98,6 +100,21 @@ def task(task_id: str) -> str:
         first_layer=layer_svg(state.layers.get(*found), layers // 2) if layers and found else "",
         error=error,
         temperatures=_temperatures(state, snapshot),
+        review=state.service.store.reviews.review_of(task_id),
+        can_review=_can_review(snapshot, job),
+        reasons=[r.value for r in RejectReason if r is not RejectReason.OTHER],
+    )
+
+
+def _can_review(task: TaskSnapshot, job: JobSpec) -> bool:
+    """Whether the user may accept or reject this part: it is done and theirs to answer
+    (its job's requester, or an operator)."""
+    user = current_user()
+    return (
+        user is not None
+        and task.state is TaskState.DONE
+        and user.can_see_job(job.requester)
+        and (user.is_requester or user.is_operator)
     )
 
 
