@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from fabnet.core import credits as cr
@@ -22,7 +22,7 @@ from fabnet.core.states import TaskState
 from fabnet.core.tasks import Ignored, Transition
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import Conflict, NotFound
-from fabnet.store.credit_models import PostingRow, RejectionRow, ReviewRow
+from fabnet.store.credit_models import LegRow, PostingRow, RejectionRow, ReviewRow
 from fabnet.store.credits import (
     balance_in,
     lock_account,
@@ -38,6 +38,7 @@ from fabnet.store.transitions import apply_locked
 
 DETAIL_MAX = 500
 SETTLED_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
+ESCROW_PREFIX = cr.escrow_account("")  # "escrow:", the job id follows
 
 
 @dataclass(frozen=True)
@@ -272,14 +273,43 @@ class Reviews:
         return self._db.reading(lambda s: list(s.scalars(query)))
 
     def unsettled_jobs(self, limit: int = 1000) -> list[str]:
-        """Jobs holding a budget that was not refunded yet."""
+        """Jobs ready for their refund, oldest hold first: a budget held and not refunded,
+        something left in escrow, and no task still to make or decide (each failed,
+        cancelled, or done and accepted or voided). One read; jobs still at work are not
+        listed, so an idle tick writes nothing however many budgeted jobs are queued."""
         refunded = select(PostingRow.job_id).where(
             PostingRow.kind == cr.PostingKind.REFUND.value, PostingRow.job_id.is_not(None)
         )
+        settled_reviews = [r.value for r in cr.Review if r.settled]
+        open_task = (
+            select(TaskRow.id)
+            .outerjoin(ReviewRow, ReviewRow.task_id == TaskRow.id)
+            .where(
+                TaskRow.job_id == PostingRow.job_id,
+                TaskRow.state.not_in(SETTLED_STATES),
+                or_(
+                    TaskRow.state != TaskState.DONE.value,
+                    ReviewRow.state.is_(None),
+                    ReviewRow.state.not_in(settled_reviews),
+                ),
+            )
+            .correlate(PostingRow)
+        )
+        left = (
+            select(func.sum(LegRow.amount_mc))
+            .where(LegRow.account == literal(ESCROW_PREFIX) + PostingRow.job_id)
+            .correlate(PostingRow)
+            .scalar_subquery()
+        )
         query = (
             select(PostingRow.job_id)
-            .where(PostingRow.kind == cr.PostingKind.HOLD.value, PostingRow.job_id.not_in(refunded))
-            .order_by(PostingRow.at)
+            .where(
+                PostingRow.kind == cr.PostingKind.HOLD.value,
+                PostingRow.job_id.not_in(refunded),
+                ~exists(open_task),
+                left > 0,
+            )
+            .order_by(PostingRow.at, PostingRow.job_id)
             .limit(limit)
         )
         return self._db.reading(lambda s: [j for j in s.scalars(query) if j is not None])

@@ -196,6 +196,39 @@ def test_due_lists_done_tasks_nobody_decided(pat: Store) -> None:
     assert sorted(store.reviews.due(NOW)) == sorted(tasks[1:])
 
 
+def test_unsettled_jobs_lists_only_jobs_ready_for_their_refund(pat: Store) -> None:
+    """The tick's work list: a job still at work, one disputed, one spent to its cap and one
+    without a budget are not listed (the tick writes nothing for them); a job whose tasks
+    are all decided with escrow left is, until it is refunded."""
+    store = pat
+    store.credits.grant("more", "pat", 90_000, NOW)
+    working, (queued, made) = submit(store, quantity=2)
+    disputed, (argued,) = submit(store)
+    spent, (dear,) = submit(store)
+    ready, (fine, gone) = submit(store, quantity=2)
+    for job_id, cap in ((working, 9000), (disputed, 9000), (spent, 100), (ready, 9000)):
+        store.credits.hold(job_id, "pat", cap, 0, NOW)
+    unbudgeted, (free,) = submit(store)
+    for task in (made, argued, dear, fine, free):
+        make(store, task, "k1-m0")
+    for task in (made, dear, fine, free):
+        store.reviews.accept(task, "pat", NOW, TERMS, PER_KG)
+    store.reviews.reject(argued, cr.RejectReason.DAMAGED, "", "pat", NOW)
+    make(store, argued, "k1-m0")
+    store.reviews.dispute(argued, "pat", "", NOW)
+    assert store.reviews.unsettled_jobs() == []  # `gone` is queued still, `queued` too
+    store.jobs.cancel(ready, NOW, "enough")  # cancels `gone`; `fine` stays done
+    assert store.tasks.get(queued).state is TaskState.QUEUED
+    assert store.reviews.unsettled_jobs() == [ready]
+    refund = store.reviews.settle_job(ready, NOW)
+    assert refund is not None and store.reviews.unsettled_jobs() == []
+    store.reviews.void(argued, "operator", "", NOW)
+    assert store.reviews.unsettled_jobs() == [disputed]
+    assert store.reviews.settle_job(disputed, NOW) is not None
+    assert store.credits.balance(cr.escrow_account(spent)) == 0 and unbudgeted
+    assert_books_balance(store)
+
+
 def test_concurrent_acceptances_pay_once(pat: Store) -> None:
     store = pat
     job_id, tasks = submit(store, quantity=2)
