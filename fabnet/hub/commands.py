@@ -20,6 +20,8 @@ from fabnet.core.ids import new_id
 from fabnet.core.states import TaskState
 from fabnet.core.tasks import Transition
 from fabnet.errors import Conflict
+from fabnet.hub.dispatch.context import claim_lease_s
+from fabnet.hub.dispatch.dispatcher import DEFAULT_PRODUCTION_GRACE_S
 from fabnet.hub.machines import hub_machine_id, split_machine_id
 from fabnet.store import Store
 
@@ -36,10 +38,13 @@ class ApiCommands:
         bus: BusClient,
         lease_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        production_grace_s: float = DEFAULT_PRODUCTION_GRACE_S,
     ) -> None:
         self._store = store
         self._bus = bus
-        self._lease_s = lease_s
+        # An accept here is a claim a dispatcher still has to slice for: it gets the same
+        # lease as a claim the dispatcher applies itself, or slow slicing is blamed on the machine.
+        self._claim_lease_s = claim_lease_s(lease_s, production_grace_s)
         self._clock = clock
 
     def answer_offer(
@@ -50,7 +55,10 @@ class ApiCommands:
         event: ev.TaskEvent
         if accept:
             event = ev.TaskAccepted(
-                machine_id=machine_id, offer_no=offer_no, event_id=new_id(), lease_s=self._lease_s
+                machine_id=machine_id,
+                offer_no=offer_no,
+                event_id=new_id(),
+                lease_s=self._claim_lease_s,
             )
         else:
             event = ev.TaskDeclined(

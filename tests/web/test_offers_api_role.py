@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import queue
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from fabnet.core.states import TaskState
 from fabnet.errors import Conflict
 from fabnet.hub.commands import ApiCommands
 from fabnet.hub.designs import DesignCatalog
+from fabnet.hub.dispatch.dispatcher import DEFAULT_PRODUCTION_GRACE_S
 from fabnet.hub.service import HubService, JobRequest, OfferAnswers
 from fabnet.library.design import library_dir
 from fabnet.store import Store
@@ -61,7 +62,12 @@ def test_api_role_answers_offers_through_the_store_and_commands_reach_the_agent(
             store.apply_event(task_id, ev.TaskOffered(machine_id=machine.machine_id), now)
 
         answers = OfferAnswers(commands)  # what /offers and the dashboard call
+        before = datetime.now(UTC)
         answers.decide(machine.machine_id, first, 1, True, "")
+        # a claim the API applies leaves the dispatcher time to slice, as its own claims do
+        lease_until = store.tasks.get(first).lease_until
+        assert lease_until is not None
+        assert lease_until >= before + timedelta(seconds=60 + DEFAULT_PRODUCTION_GRACE_S)
         answers.decide(machine.machine_id, second, 1, False, "not today")
         assert store.tasks.get(first).state is TaskState.CLAIMED  # a dispatcher produces it
         assert store.tasks.get(second).state is TaskState.QUEUED
