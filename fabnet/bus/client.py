@@ -26,8 +26,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -39,10 +37,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fabnet.bus import tls as bus_tls
+from fabnet.bus.delivery import AckHandler, BusCounters, Delivery, DeliveryTag, Handler
 from fabnet.bus.drops import DropLog
 from fabnet.bus.messages import DropReason, InvalidMessage, Message, decode_at, encode
 from fabnet.bus.settings import BusSettings, check_settings
-from fabnet.bus.topics import Topic, parse, strip_share
+from fabnet.bus.subscriptions import Subscriptions
+from fabnet.bus.topics import parse
 from fabnet.errors import Conflict
 
 __all__ = [
@@ -61,66 +61,6 @@ log = logging.getLogger(__name__)
 # above the hub's batch (200 events per drain), so the next batch gathers while one commits.
 MANUAL_ACK_RECEIVE_MAX = 1000
 paho_log = logging.getLogger(f"{__name__}.paho")
-
-Handler = Callable[[Topic, Message], None]
-
-
-@dataclass(frozen=True)
-class DeliveryTag:
-    """Names one received message for ``BusClient.ack``: its packet id and QoS on the
-    connection (``session``: the client's count of connects) it arrived on. A tag of an earlier
-    connection is never acked: the broker re-sends that message on the new one, under a packet
-    id it may since have given to another message."""
-
-    mid: int
-    qos: int
-    session: int
-
-
-AckHandler = Callable[[Topic, Message, DeliveryTag], None]
-
-
-@dataclass(frozen=True)
-class BusCounters:
-    """A snapshot of what one client did since it was made."""
-
-    received: int = 0  # messages that arrived, valid or not
-    handled: int = 0  # passed to a handler that returned normally
-    published: int = 0  # accepted by publish() (sent or queued)
-    dropped: Mapping[str, int] = field(default_factory=dict)  # received, per DropReason value
-    handler_errors: int = 0
-    refused: int = 0  # publishes or subscriptions the broker refused, or a full queue
-    connects: int = 0
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-
-class Delivery:
-    """One publish: ``wait`` blocks until the broker acknowledged it (QoS 1) or it was sent."""
-
-    def __init__(self, info: mqtt.MQTTMessageInfo) -> None:
-        self._info = info
-
-    @property
-    def mid(self) -> int:
-        return self._info.mid
-
-    @property
-    def done(self) -> bool:
-        try:
-            return self._info.is_published()
-        except (RuntimeError, ValueError):  # QoS 0 while offline: never sent
-            return False
-
-    def wait(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` seconds; True once acknowledged."""
-        try:
-            self._info.wait_for_publish(timeout_s)
-        except (RuntimeError, ValueError):
-            return False
-        return self.done
 
 
 class BusClient:
@@ -146,10 +86,9 @@ class BusClient:
         self.settings = check_settings(settings)
         self._will = will
         self._manual_ack = manual_ack
-        self._lock = threading.Lock()  # subscriptions and retained statuses
+        self._lock = threading.Lock()  # retained statuses
         self._count_lock = threading.Lock()  # counters and pending deliveries
-        # filter -> qos, plain filter, handler, whether the handler acks itself
-        self._subs: dict[str, tuple[int, str, Handler | AckHandler, bool]] = {}
+        self._subs = Subscriptions()
         self._session = 0  # connects so far; the connection a DeliveryTag belongs to
         self._statuses: dict[str, Message] = {}
         self._pending: list[Delivery] = []
@@ -204,8 +143,7 @@ class BusClient:
     def _add_subscription(
         self, topic_filter: str, handler: Handler | AckHandler, qos: int, acked: bool
     ) -> None:
-        with self._lock:
-            self._subs[topic_filter] = (qos, strip_share(topic_filter), handler, acked)
+        self._subs.add(topic_filter, handler, qos, acked)
         if self._connected.is_set():
             self._client.subscribe(topic_filter, options=SubscribeOptions(qos=qos))
 
@@ -371,18 +309,10 @@ class BusClient:
             self.settings.port,
             flags.session_present,
         )
+        subs = self._subs.to_renew(first, flags.session_present)
+        if subs:
+            client.subscribe(subs)
         with self._lock:
-            # The first connect of this object subscribes even to a present session: the
-            # filters may be new, and it brings the retained state a starting process needs.
-            # Mosquitto 2.0.11 drops shared subscriptions when it restores a session from its
-            # persistence file yet reports the session present: those are always renewed.
-            subs = [
-                (f, SubscribeOptions(qos=q))
-                for f, (q, plain, _, _) in self._subs.items()
-                if first or not flags.session_present or plain != f
-            ]
-            if subs:
-                client.subscribe(subs)
             for topic, msg in self._statuses.items():
                 fresh = msg.restamped()
                 self._statuses[topic] = fresh
@@ -446,7 +376,7 @@ class BusClient:
         except InvalidMessage as exc:
             self._drop(exc.reason, topic_name, str(exc))
             return False
-        found = self._handler_for(topic_name)
+        found = self._subs.handler_for(topic_name)
         if found is None:
             self._drop(DropReason.UNHANDLED, topic_name, "no handler for this topic")
             return False
@@ -464,13 +394,6 @@ class BusClient:
             return False
         self._count("handled")
         return acked
-
-    def _handler_for(self, topic: str) -> tuple[Handler | AckHandler, bool] | None:
-        with self._lock:
-            for _qos, plain, handler, acked in self._subs.values():
-                if mqtt.topic_matches_sub(plain, topic):
-                    return handler, acked
-        return None
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
