@@ -10,8 +10,6 @@ import functools
 import hmac
 import logging
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,112 +29,35 @@ from flask import (
     session,
     url_for,
 )
-from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
 from jinja2 import TemplateNotFound
 from markupsafe import escape
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from fabnet.store.accounts import Account, Accounts, Role, token_digest
+from fabnet.store.accounts import Accounts, Role
 from fabnet.store.database import Database
-from fabnet.store.hub_secrets import HubSecrets
+from fabnet.web.session_key import SECRET_KEY_FILE, SESSION_KEY_SECRET, install_session_key
+from fabnet.web.users import (
+    BOOTSTRAP_OPERATOR,
+    BOOTSTRAP_USER_ID,
+    MAKER,
+    OPERATOR,
+    REQUESTER,
+    TokenCache,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-OPERATOR = Role.OPERATOR.value
-MAKER = Role.MAKER.value
-REQUESTER = Role.REQUESTER.value
-BOOTSTRAP_USER_ID = "bootstrap-operator"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_USER = "user_id"
 SESSION_CSRF = "csrf"
 SESSION_ID = "sid"  # the server-side session (fabnet.store.web_sessions)
-SECRET_KEY_FILE = "web_secret_key"  # where hubs before issue 9 kept the session key
-SESSION_KEY_SECRET = "web-session-key"  # its name in the database (fabnet.store.hub_secrets)
-SESSION_KEY_BYTES = 32
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION = "fabnet_auth"
-TOKEN_CACHE_S = 5.0
-TOKEN_CACHE_SIZE = 10_000
-MACHINE_ID_SEPARATOR = "/"
-
-
-@dataclass(frozen=True)
-class User:
-    """A logged-in person (or script, through a token) and what they may do."""
-
-    user_id: str
-    name: str
-    roles: frozenset[str]
-    maker_ids: frozenset[str]
-
-    @property
-    def is_operator(self) -> bool:
-        return OPERATOR in self.roles
-
-    @property
-    def is_maker(self) -> bool:
-        return MAKER in self.roles
-
-    @property
-    def is_requester(self) -> bool:
-        return REQUESTER in self.roles
-
-    def can_see_job(self, requester: str) -> bool:
-        """Whether this user may see a job whose ``requester`` field is ``requester``."""
-        return self.is_operator or (self.is_requester and requester == self.name)
-
-    def owns_maker(self, maker_id: str) -> bool:
-        """Whether this user may act for the maker (agent) ``maker_id``."""
-        return self.is_operator or (self.is_maker and maker_id in self.maker_ids)
-
-    def can_manage_machine(self, machine_id: str) -> bool:
-        """Whether this user may see and change hub machine ``<agent>/<machine>``."""
-        agent, sep, _ = machine_id.partition(MACHINE_ID_SEPARATOR)
-        return self.is_operator or (bool(sep) and self.owns_maker(agent))
-
-    @classmethod
-    def from_account(cls, account: Account) -> User:
-        return cls(account.user_id, account.name, account.roles, account.maker_ids)
-
-
-BOOTSTRAP_OPERATOR = User(BOOTSTRAP_USER_ID, "operator", frozenset({OPERATOR}), frozenset())
-
-
-class TokenCache:
-    """Bearer tokens looked up in the last ``ttl_s`` seconds (by sha256, never the raw token).
-
-    A token revoked through this app is forgotten at once; one revoked elsewhere (the CLI,
-    another hub process) stops working within ``ttl_s``.
-    """
-
-    def __init__(self, ttl_s: float = TOKEN_CACHE_S) -> None:
-        self._ttl_s = ttl_s
-        self._items: dict[str, tuple[float, Account | None]] = {}
-        self._lock = threading.Lock()
-
-    def lookup(self, accounts: Accounts, raw: str) -> Account | None:
-        key = token_digest(raw)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self._ttl_s:
-            return hit[1]
-        account = accounts.user_by_token(raw, datetime.now(UTC))
-        with self._lock:
-            if len(self._items) > TOKEN_CACHE_SIZE:
-                self._items.clear()
-            self._items[key] = (now, account)
-        return account
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 @dataclass(frozen=True)
@@ -161,23 +82,10 @@ def init_auth(
     *,
     db: Database | None = None,
 ) -> None:
-    """Install the secret key, the CSRF check, the Jinja global and the log-in pages on ``app``.
-
-    The session key signs the dashboard's cookies, so every hub process behind one load
-    balancer must hold the same: with ``db`` it is the database's (``hub_secrets``, generated
-    by whichever process asks first; a ``data_dir/web_secret_key`` written before issue 9 is
-    adopted into the database, so logged-in users stay logged in). Without ``db`` it is read
-    from ``data_dir/web_secret_key`` (created once, mode 0600); with neither, a random key
-    lives as long as the app.
-    """
-    if db is None:
-        app.secret_key = _secret_key(data_dir)
-    else:
-        try:
-            app.secret_key = _shared_key(db, data_dir)
-        except SQLAlchemyError as exc:  # the app still answers /healthz (503) meanwhile
-            log.warning("session key not read, the database does not answer: %s", exc)
-            app.session_interface = _LateKeySessions(lambda: _shared_key(db, data_dir))
+    """Install the session key (``fabnet.web.session_key``: the database's with ``db``, else
+    ``data_dir``'s key file, else a random one), the CSRF check, the Jinja globals and the
+    log-in pages on ``app``."""
+    install_session_key(app, data_dir, db)
     # assigned, not setdefault: Flask's defaults already hold these keys (SameSite None)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -186,70 +94,6 @@ def init_auth(
     app.jinja_env.globals["current_user"] = current_user
     app.before_request(_check_csrf)
     app.register_blueprint(auth_pages)
-
-
-class _LateKeySessions(SecureCookieSessionInterface):
-    """Cookie sessions whose key is read from the database when it first answers; until then
-    requests run without a session (anonymous), as in an app with no secret key."""
-
-    def __init__(self, load: Callable[[], bytes]) -> None:
-        self._load = load
-        self._lock = threading.Lock()
-
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        with self._lock:
-            if app.secret_key is None:
-                try:
-                    app.secret_key = self._load()
-                except SQLAlchemyError as exc:
-                    log.warning("session key not read, the database does not answer: %s", exc)
-                    return None
-        return super().get_signing_serializer(app)
-
-
-def _shared_key(db: Database, data_dir: Path | None) -> bytes:
-    """The session key every hub process on ``db`` shares."""
-    legacy = Path(data_dir) / SECRET_KEY_FILE if data_dir is not None else None
-
-    def make() -> str:
-        key = _legacy_key(legacy)
-        if key is not None:
-            log.info("dashboard session key adopted from %s into the database", legacy)
-            return key.hex()
-        return secrets.token_hex(SESSION_KEY_BYTES)
-
-    key = bytes.fromhex(HubSecrets(db).get_or_make(SESSION_KEY_SECRET, make))
-    if legacy is not None and (old := _legacy_key(legacy)) is not None and old != key:
-        log.warning("%s is not the database's session key and is not used", legacy)
-    return key
-
-
-def _legacy_key(path: Path | None) -> bytes | None:
-    """The key a hub before issue 9 kept in its data folder, if there is one (>= 32 bytes)."""
-    if path is None:
-        return None
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return key if len(key) >= SESSION_KEY_BYTES else None
-
-
-def _secret_key(data_dir: Path | None) -> bytes:
-    if data_dir is None:
-        return secrets.token_bytes(SESSION_KEY_BYTES)
-    path = Path(data_dir) / SECRET_KEY_FILE
-    key = _legacy_key(path)
-    if key is not None:
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(SESSION_KEY_BYTES)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(key)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    log.info("generated the dashboard session key in %s", path)
-    return key
 
 
 def _settings() -> AuthSettings:
@@ -420,6 +264,14 @@ def _login_page(next_url: str, error: str | None) -> str:
 
 
 __all__ = [
+    "BOOTSTRAP_OPERATOR",
+    "BOOTSTRAP_USER_ID",
+    "MAKER",
+    "OPERATOR",
+    "REQUESTER",
+    "SECRET_KEY_FILE",
+    "SESSION_KEY_SECRET",
+    "TokenCache",
     "User",
     "current_user",
     "require_login",
