@@ -47,12 +47,21 @@ from fabnet.core.events import (
 from fabnet.core.states import (
     LEASED_TASK_STATES,
     AttemptCause,
-    FailureCause,
     IgnoreReason,
     TaskState,
     TransitionCause,
 )
-from fabnet.core.tasks import Attempt, Ignored, Outcome, TaskSnapshot, Transition
+from fabnet.core.task_steps import (
+    ASSIGNED_STATES,
+    back_to_queue,
+    check_holder,
+    end_attempt,
+    interrupt,
+    lease_end,
+    move,
+    wrong_state,
+)
+from fabnet.core.tasks import Attempt, Ignored, Outcome, TaskSnapshot
 from fabnet.core.timeutil import require_utc
 
 
@@ -100,55 +109,10 @@ def apply(task: TaskSnapshot, event: TaskEvent, now: datetime) -> Outcome:
             return _on_rejected(task, event, now)
 
 
-def _move(
-    task: TaskSnapshot,
-    event: TaskEvent,
-    now: datetime,
-    to_state: TaskState,
-    cause: TransitionCause,
-    **changes: object,
-) -> Transition:
-    new = replace(
-        task,
-        state=to_state,
-        applied_event_ids=task.applied_event_ids | {event.event_id},
-        updated_at=now,
-        **changes,  # type: ignore[arg-type]
-    )
-    return Transition(new, event.event_id, cause, task.state, to_state, now)
-
-
-def _lease(now: datetime, lease_s: float) -> datetime:
-    return now + timedelta(seconds=lease_s)
-
-
-def _check_holder(
-    task: TaskSnapshot,
-    event: TaskEvent,
-    machine_id: str,
-    offer_no: int,
-    states: frozenset[TaskState],
-) -> Ignored | None:
-    if task.machine_id != machine_id or task.offer_no != offer_no:
-        return Ignored(
-            event.event_id,
-            IgnoreReason.STALE,
-            f"event from machine {machine_id} offer {offer_no}; task is held by "
-            f"{task.machine_id} offer {task.offer_no}",
-        )
-    if task.state not in states:
-        return Ignored(event.event_id, IgnoreReason.WRONG_STATE, f"task is {task.state.value}")
-    return None
-
-
-def _wrong_state(task: TaskSnapshot, event: TaskEvent) -> Ignored:
-    return Ignored(event.event_id, IgnoreReason.WRONG_STATE, f"task is {task.state.value}")
-
-
 def _on_offered(task: TaskSnapshot, event: TaskOffered, now: datetime) -> Outcome:
     if task.state is not TaskState.QUEUED:
-        return _wrong_state(task, event)
-    return _move(
+        return wrong_state(task, event)
+    return move(
         task,
         event,
         now,
@@ -162,135 +126,94 @@ def _on_offered(task: TaskSnapshot, event: TaskOffered, now: datetime) -> Outcom
     )
 
 
-def _back_to_queue(
-    task: TaskSnapshot, event: TaskEvent, now: datetime, cause: TransitionCause
-) -> Transition:
-    return _move(
-        task,
-        event,
-        now,
-        TaskState.QUEUED,
-        cause,
-        machine_id=None,
-        offer_until=None,
-        lease_until=None,
-    )
-
-
 def _on_accepted(task: TaskSnapshot, event: TaskAccepted, now: datetime) -> Outcome:
-    bad = _check_holder(
+    bad = check_holder(
         task, event, event.machine_id, event.offer_no, frozenset({TaskState.OFFERED})
     )
     if bad:
         return bad
     attempt = Attempt(len(task.attempts) + 1, event.machine_id, event.offer_no, now)
-    moved = _move(
+    moved = move(
         task,
         event,
         now,
         TaskState.CLAIMED,
         TransitionCause.ACCEPTED,
         offer_until=None,
-        lease_until=_lease(now, event.lease_s),
+        lease_until=lease_end(now, event.lease_s),
         attempts=(*task.attempts, attempt),
     )
     return replace(moved, attempt_started=attempt)
 
 
 def _on_declined(task: TaskSnapshot, event: TaskDeclined, now: datetime) -> Outcome:
-    bad = _check_holder(
+    bad = check_holder(
         task, event, event.machine_id, event.offer_no, frozenset({TaskState.OFFERED})
     )
-    return bad or _back_to_queue(task, event, now, TransitionCause.DECLINED)
+    return bad or back_to_queue(task, event, now, TransitionCause.DECLINED)
 
 
 def _on_offer_timed_out(task: TaskSnapshot, event: OfferTimedOut, now: datetime) -> Outcome:
     if task.state is not TaskState.OFFERED:
-        return _wrong_state(task, event)
+        return wrong_state(task, event)
     if task.offer_until is not None and now < task.offer_until:
         return Ignored(event.event_id, IgnoreReason.NOT_DUE, f"offer open until {task.offer_until}")
-    return _back_to_queue(task, event, now, TransitionCause.OFFER_TIMEOUT)
+    return back_to_queue(task, event, now, TransitionCause.OFFER_TIMEOUT)
 
 
 def _on_assigned(task: TaskSnapshot, event: TaskAssigned, now: datetime) -> Outcome:
-    bad = _check_holder(
+    bad = check_holder(
         task, event, event.machine_id, event.offer_no, frozenset({TaskState.CLAIMED})
     )
     if bad:
         return bad
-    return _move(
+    return move(
         task,
         event,
         now,
         TaskState.PREPARING,
         TransitionCause.ASSIGNED,
-        lease_until=_lease(now, event.lease_s),
+        lease_until=lease_end(now, event.lease_s),
     )
 
 
 def _on_started(task: TaskSnapshot, event: TaskStarted, now: datetime) -> Outcome:
     states = frozenset({TaskState.CLAIMED, TaskState.PREPARING})
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, states)
+    bad = check_holder(task, event, event.machine_id, event.offer_no, states)
     if bad:
         return bad
-    return _move(
+    return move(
         task,
         event,
         now,
         TaskState.RUNNING,
         TransitionCause.STARTED,
-        lease_until=_lease(now, event.lease_s),
+        lease_until=lease_end(now, event.lease_s),
     )
 
 
 def _on_progressed(task: TaskSnapshot, event: TaskProgressed, now: datetime) -> Outcome:
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
+    bad = check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
     if bad:
         return bad
-    return _move(
+    return move(
         task,
         event,
         now,
         task.state,
         TransitionCause.PROGRESS,
-        lease_until=_lease(now, event.lease_s),
+        lease_until=lease_end(now, event.lease_s),
         progress=max(task.progress, event.fraction),
     )
 
 
-def _end_attempt(
-    task: TaskSnapshot,
-    event: TaskEvent,
-    now: datetime,
-    cause: AttemptCause,
-    detail: str = "",
-) -> tuple[tuple[Attempt, ...], Attempt | None]:
-    current = task.current_attempt
-    if current is None:
-        return task.attempts, None
-    failure = _ATTEMPT_FAILURES.get(cause)
-    if isinstance(event, TaskFailed):
-        failure = event.cause or FailureCause.UNKNOWN
-    ended = replace(current, ended_at=now, cause=cause, detail=detail, failure=failure)
-    return (*task.attempts[:-1], ended), ended
-
-
-# The failure cause of an attempt that ended other than by the agent's task.failed.
-_ATTEMPT_FAILURES = {
-    AttemptCause.RELEASED: FailureCause.RELEASED,
-    AttemptCause.CANCELLED: FailureCause.CANCELLED_BY_HUB,
-    AttemptCause.LEASE_EXPIRED: FailureCause.LEASE_EXPIRED,
-    AttemptCause.MACHINE_OFFLINE: FailureCause.MACHINE_OFFLINE,
-}
-
-
 def _on_completed(task: TaskSnapshot, event: TaskCompleted, now: datetime) -> Outcome:
     # Not from ``claimed``: nothing can have run before the hub assigned G-code (issue 13).
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, ASSIGNED_STATES)
+    bad = check_holder(task, event, event.machine_id, event.offer_no, ASSIGNED_STATES)
     if bad:
         return bad
-    attempts, ended = _end_attempt(task, event, now, AttemptCause.DONE)
-    moved = _move(
+    attempts, ended = end_attempt(task, event, now, AttemptCause.DONE)
+    moved = move(
         task,
         event,
         now,
@@ -303,58 +226,22 @@ def _on_completed(task: TaskSnapshot, event: TaskCompleted, now: datetime) -> Ou
     return replace(moved, attempt_ended=ended, completed=event)
 
 
-ASSIGNED_STATES = frozenset({TaskState.PREPARING, TaskState.RUNNING})
-
-
-def _interrupt(
-    task: TaskSnapshot,
-    event: TaskEvent,
-    now: datetime,
-    attempt_cause: AttemptCause,
-    cause: TransitionCause,
-    detail: str = "",
-) -> Transition:
-    """End the current attempt other than done: requeue, or fail if no attempts are left."""
-    attempts, ended = _end_attempt(task, event, now, attempt_cause, detail)
-    # A done attempt (one the requester rejected, issue 11) used no attempt of the remake.
-    used = sum(1 for a in attempts if a.cause not in _NOT_COUNTED)
-    if used >= task.max_attempts:
-        to_state, cause = TaskState.FAILED, TransitionCause.ATTEMPTS_EXHAUSTED
-    else:
-        to_state = TaskState.QUEUED
-    moved = _move(
-        task,
-        event,
-        now,
-        to_state,
-        cause,
-        machine_id=None,
-        offer_until=None,
-        lease_until=None,
-        attempts=attempts,
-    )
-    return replace(moved, attempt_ended=ended)
-
-
 def _on_failed(task: TaskSnapshot, event: TaskFailed, now: datetime) -> Outcome:
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
+    bad = check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
     if bad:
         return bad
-    return _interrupt(
+    return interrupt(
         task, event, now, AttemptCause.FAILED, TransitionCause.ATTEMPT_FAILED, event.reason
     )
-
-
-_NOT_COUNTED = frozenset({AttemptCause.RELEASED, AttemptCause.DONE})
 
 
 def _on_rejected(task: TaskSnapshot, event: TaskRejected, now: datetime) -> Outcome:
     """done -> queued once: a task with an earlier done attempt was rejected before."""
     if task.state is not TaskState.DONE:
-        return _wrong_state(task, event)
+        return wrong_state(task, event)
     if sum(1 for a in task.attempts if a.cause is AttemptCause.DONE) > 1:
         return Ignored(event.event_id, IgnoreReason.WRONG_STATE, "task was rejected once already")
-    return _move(
+    return move(
         task,
         event,
         now,
@@ -368,11 +255,11 @@ def _on_rejected(task: TaskSnapshot, event: TaskRejected, now: datetime) -> Outc
 
 
 def _on_released(task: TaskSnapshot, event: TaskReleased, now: datetime) -> Outcome:
-    bad = _check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
+    bad = check_holder(task, event, event.machine_id, event.offer_no, LEASED_TASK_STATES)
     if bad:
         return bad
-    attempts, ended = _end_attempt(task, event, now, AttemptCause.RELEASED, event.reason)
-    moved = _move(
+    attempts, ended = end_attempt(task, event, now, AttemptCause.RELEASED, event.reason)
+    moved = move(
         task,
         event,
         now,
@@ -388,10 +275,10 @@ def _on_released(task: TaskSnapshot, event: TaskReleased, now: datetime) -> Outc
 
 def _on_lease_expired(task: TaskSnapshot, event: LeaseExpired, now: datetime) -> Outcome:
     if task.state not in LEASED_TASK_STATES:
-        return _wrong_state(task, event)
+        return wrong_state(task, event)
     if task.lease_until is not None and now < task.lease_until:
         return Ignored(event.event_id, IgnoreReason.NOT_DUE, f"lease runs until {task.lease_until}")
-    return _interrupt(task, event, now, AttemptCause.LEASE_EXPIRED, TransitionCause.LEASE_EXPIRED)
+    return interrupt(task, event, now, AttemptCause.LEASE_EXPIRED, TransitionCause.LEASE_EXPIRED)
 
 
 def _on_machine_offline(task: TaskSnapshot, event: MachineWentOffline, now: datetime) -> Outcome:
@@ -400,17 +287,17 @@ def _on_machine_offline(task: TaskSnapshot, event: MachineWentOffline, now: date
             event.event_id, IgnoreReason.STALE, f"task is not held by {event.machine_id}"
         )
     if task.state is TaskState.OFFERED:
-        return _back_to_queue(task, event, now, TransitionCause.MACHINE_OFFLINE)
+        return back_to_queue(task, event, now, TransitionCause.MACHINE_OFFLINE)
     if task.state not in LEASED_TASK_STATES:
-        return _wrong_state(task, event)
-    return _interrupt(
+        return wrong_state(task, event)
+    return interrupt(
         task, event, now, AttemptCause.MACHINE_OFFLINE, TransitionCause.MACHINE_OFFLINE
     )
 
 
 def _on_cancelled(task: TaskSnapshot, event: TaskCancelled, now: datetime) -> Outcome:
-    attempts, ended = _end_attempt(task, event, now, AttemptCause.CANCELLED, event.reason)
-    moved = _move(
+    attempts, ended = end_attempt(task, event, now, AttemptCause.CANCELLED, event.reason)
+    moved = move(
         task,
         event,
         now,
