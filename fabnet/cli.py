@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "broker-config": "fabnet.bus.cli:broker_config_command",
     "users": "fabnet.hub.users_cli:users",
     "machines": "fabnet.hub.machines_cli:machines",
+    "peers": "fabnet.federation.cli:peers",
 }
 
 

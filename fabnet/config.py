@@ -85,6 +85,17 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class FederationConfig:
+    """``[federation]`` (issue 12): this hub's name among its peers (default: its id), the file
+    holding its Ed25519 private key (default: ``<data_dir>/federation/hub_ed25519.pem``,
+    made on first use) and the clock skew allowed on a signed request between hubs."""
+
+    name: str
+    key_file: Path
+    max_clock_skew_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class HubConfig:
     hub_id: str
     broker: BrokerConfig
@@ -110,6 +121,7 @@ class HubConfig:
     economy: Terms = field(default_factory=Terms)  # [economy], issue 11
     # a --role dispatcher process's /healthz, /readyz and /metrics (0: a free port, printed)
     health_port: int = 0
+    federation: FederationConfig | None = None  # [federation], issue 12 (always set by load)
 
 
 @dataclass(frozen=True)
@@ -191,8 +203,9 @@ def _database_url(table: TableReader) -> str:
 def load_hub_config(path: Path) -> HubConfig:
     """Read a hub's TOML file; relative paths in it are taken against its folder."""
     root = _load(path, HUB_KEYS)
-    hub, broker, db, http, economy = (
-        root.table(t, optional=True) for t in ("hub", "broker", "database", "http", "economy")
+    hub, broker, db, http, economy, federation = (
+        root.table(t, optional=True)
+        for t in ("hub", "broker", "database", "http", "economy", "federation")
     )
     data_dir = hub.path("data_dir", "var")
     assert data_dir is not None
@@ -219,7 +232,8 @@ def load_hub_config(path: Path) -> HubConfig:
         health_port=http.integer("health_port", 0, 65535, 0),
         economy=_economy(economy),
     )
-    for table in (hub, broker, db, http, economy, root):
+    config = replace(config, federation=_federation(federation, config.hub_id, data_dir))
+    for table in (hub, broker, db, http, economy, federation, root):
         table.finish()
     return config
 
@@ -243,6 +257,17 @@ def _economy(table: TableReader) -> Terms:
         )
     except InvalidInput as exc:
         raise ConfigError(f"{table.file}: [economy] {exc}") from None
+
+
+def _federation(table: TableReader, hub_id: str, data_dir: Path) -> FederationConfig:
+    """``[federation]``: ``name`` (checked as ids are: it travels in headers and topics),
+    ``key_file`` and ``max_clock_skew_s``."""
+    key_file = table.path("key_file", "")
+    return FederationConfig(
+        name=_canonical(table, "name", check_id, table.text("name", hub_id)),
+        key_file=key_file or data_dir / "federation" / "hub_ed25519.pem",
+        max_clock_skew_s=table.number("max_clock_skew_s", 1, 3600, 300),
+    )
 
 
 def _token_secret(hub: TableReader) -> str:

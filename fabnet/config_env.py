@@ -47,6 +47,7 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
             "require_credits",
         }
     ),
+    "federation": frozenset({"name", "key_file", "max_clock_skew_s"}),  # issue 12
 }
 AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "agent": frozenset({"id", "hub_url", "data_dir"}),

@@ -142,7 +142,7 @@ RANKS: dict[str, int] = {
         ),
         1,
     ),
-    **dict.fromkeys(("fabnet.hub", "fabnet.agent", "fabnet.web"), 2),
+    **dict.fromkeys(("fabnet.hub", "fabnet.agent", "fabnet.web", "fabnet.federation"), 2),
     **dict.fromkeys(("fabnet.roots", "fabnet.cli"), 3),
 }
 ENTRY_POINT_RANK = 3

@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from fabnet.config import FederationConfig
 from fabnet.core.credits import Terms
 from fabnet.errors import FabnetError, MeshError
 from fabnet.hub.artifacts import ArtifactStore, check_live
@@ -22,6 +23,7 @@ from fabnet.library.tolerances import MAX_UPLOAD_BYTES
 from fabnet.store.counts import Counts
 from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
+from fabnet.web.api.federation import make_peer_endpoints
 from fabnet.web.auth import init_auth
 from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
@@ -48,6 +50,7 @@ class WebSettings:
     live_streams: int = 4  # live pages streaming at once; keep below the server's threads
     metrics: HubMetrics | None = None  # this process's figures for /metrics; None: a fresh one
     economy: Terms | None = None  # [economy] terms (issue 11); None: the defaults
+    federation: FederationConfig | None = None  # [federation] (issue 12); None: not set up
 
     @classmethod
     def from_hub_config(cls, config: Any, hub_url: str) -> WebSettings:
@@ -62,6 +65,7 @@ class WebSettings:
             broker=broker,
             live_streams=max(1, config.http_threads // 2),
             economy=config.economy,
+            federation=config.federation,
         )
 
 
@@ -98,9 +102,11 @@ def create_app(
         configurer=dispatcher,
         library_dir=settings.library_dir or service.designs.library_dir,
         economy_terms=settings.economy,
+        federation=settings.federation,
     )
     blueprint, endpoints = make_api(ctx)
     app.register_blueprint(blueprint, url_prefix=PREFIX)
+    app.register_blueprint(make_peer_endpoints(ctx))  # /federation/v1, signed by peer hubs
     app.extensions["fabnet_api_endpoints"] = endpoints
     app.extensions["fabnet_api_context"] = ctx
     # --- dashboard (pages, /events, /assets): owned by fabnet/web/dashboard ---

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from flask import abort
 
 from fabnet.bus.dynsec import DynsecAdmin
-from fabnet.config import BrokerConfig
+from fabnet.config import BrokerConfig, FederationConfig
 from fabnet.core.credits import Terms
 from fabnet.hub.service import HubService
 from fabnet.store.listings import Listings
@@ -101,6 +101,7 @@ class ApiContext:
     library_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     economy_terms: Terms | None = None  # the config's [economy] (issue 11); None: defaults
+    federation: FederationConfig | None = None  # [federation] (issue 12); None: not set up
 
     @property
     def store(self) -> Any:

@@ -1,0 +1,157 @@
+"""The peer hubs and accepted nonces kept in the database (issue 12): plain reads and writes;
+validation of what an operator gives lives in ``fabnet.federation.peers``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from fabnet.errors import Conflict, NotFound
+from fabnet.store.database import Database
+from fabnet.store.peer_models import TABLES, PeerNonceRow, PeerRow
+from fabnet.store.schema_lock import schema_lock
+
+
+class PeerState(enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REMOVED = "removed"  # kept for the record (tasks will name it); refused like a stranger
+
+
+@dataclass(frozen=True)
+class PeerTerms:
+    """What this hub shares with a peer."""
+
+    materials: tuple[str, ...] = ()  # empty: any
+    kinds: tuple[str, ...] = ("fdm", "cnc")
+    max_in_flight: int = 10
+    charges_credits: bool = True
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    url: str
+    public_key: str
+    key_id: str
+    terms: PeerTerms
+    state: PeerState
+    created_at: datetime
+    updated_at: datetime
+    hello_in_at: datetime | None = None
+    hello_out_at: datetime | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """Both sides proved they know each other: a hello each way was accepted."""
+        return self.hello_in_at is not None and self.hello_out_at is not None
+
+
+def _peer(row: PeerRow) -> Peer:
+    terms = PeerTerms(tuple(row.materials), tuple(row.kinds), row.max_in_flight,
+                      row.charges_credits)  # fmt: skip
+    return Peer(row.name, row.url, row.public_key, row.key_id, terms, PeerState(row.state),
+                row.created_at, row.updated_at, row.hello_in_at, row.hello_out_at)  # fmt: skip
+
+
+class Peers:
+    """The peer table on ``db``; creates its tables on first use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with schema_lock(db.engine):
+            for table in TABLES:
+                table.create(db.engine, checkfirst=True)  # type: ignore[attr-defined]
+
+    def get(self, name: str) -> Peer | None:
+        with self.db.read() as s:
+            row = s.get(PeerRow, name)
+            return _peer(row) if row is not None else None
+
+    def list(self, *, include_removed: bool = False) -> list[Peer]:
+        with self.db.read() as s:
+            query = select(PeerRow).order_by(PeerRow.name)
+            if not include_removed:
+                query = query.where(PeerRow.state != PeerState.REMOVED.value)
+            return [_peer(row) for row in s.scalars(query)]
+
+    def add(self, name: str, url: str, public_key: str, key_id: str, terms: PeerTerms,
+            now: datetime) -> Peer:  # fmt: skip
+        """Add peer ``name`` (active); a removed one comes back with the new details, its
+        hellos forgotten. Conflict if it exists and is not removed."""
+        try:
+            with self.db.write() as s:
+                row = s.get(PeerRow, name)
+                if row is not None and row.state != PeerState.REMOVED.value:
+                    raise Conflict(f"peer {name} exists ({row.state}); remove it first")
+                if row is None:
+                    row = PeerRow(name=name, created_at=now)
+                    s.add(row)
+                row.url, row.public_key, row.key_id = url, public_key, key_id
+                row.materials, row.kinds = list(terms.materials), list(terms.kinds)
+                row.max_in_flight, row.charges_credits = terms.max_in_flight, terms.charges_credits
+                row.state, row.updated_at = PeerState.ACTIVE.value, now
+                row.hello_in_at = row.hello_out_at = None
+        except IntegrityError:
+            raise Conflict(f"peer {name} was added at the same moment by another call") from None
+        found = self.get(name)
+        assert found is not None
+        return found
+
+    def set_state(self, name: str, state: PeerState, now: datetime) -> Peer:
+        """Pause, resume or remove; NotFound for an unknown (or removed) peer."""
+        with self.db.write() as s:
+            row = s.get(PeerRow, name)
+            if row is None or row.state == PeerState.REMOVED.value:
+                raise NotFound(f"no peer named {name}")
+            if row.state != state.value:
+                row.state, row.updated_at = state.value, now
+            return _peer(row)
+
+    def record_hello(self, name: str, now: datetime, *, inbound: bool) -> None:
+        """Note that a hello was accepted from (``inbound``) or confirmed by the peer."""
+        with self.db.write() as s:
+            row = s.get(PeerRow, name)
+            if row is None:
+                raise NotFound(f"no peer named {name}")
+            if inbound:
+                row.hello_in_at = now
+            else:
+                row.hello_out_at = now
+
+    def count(self) -> int:
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(PeerRow)) or 0)
+
+
+class PeerNonces:
+    """Nonces accepted from peers, each until ``expires_at``; the table holds only those of
+    the last skew window (expired ones are deleted as new ones come in)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        Peers(db)  # the tables
+
+    def record(self, peer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        """Keep ``nonce`` of ``peer``; False (nothing written) when it was seen before."""
+        try:
+            with self.db.write() as s:
+                s.execute(delete(PeerNonceRow).where(PeerNonceRow.expires_at < now))
+                if s.get(PeerNonceRow, (peer, nonce)) is not None:
+                    raise _Seen
+                s.add(PeerNonceRow(peer=peer, nonce=nonce, expires_at=expires_at))
+        except (_Seen, IntegrityError):
+            return False
+        return True
+
+    def count(self) -> int:
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(PeerNonceRow)) or 0)
+
+
+class _Seen(Exception):
+    """Rolls the write back: the nonce is taken."""
