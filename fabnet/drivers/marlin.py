@@ -16,9 +16,10 @@ import serial
 
 from fabnet.drivers.base import DriverError, DriverState, Progress, Status, Telemetry
 from fabnet.drivers.marlin_dialects import Capabilities, parse_m115
+from fabnet.drivers.marlin_handshake import handshake
 from fabnet.drivers.marlin_job import Job, ThermalLimits, ThermalWatch, load_commands
 from fabnet.drivers.marlin_park import ModalState, ParkSettings, pause_parked
-from fabnet.drivers.marlin_protocol import MarlinStream, frame
+from fabnet.drivers.marlin_protocol import MarlinStream
 from fabnet.errors import Conflict, DeviceError, DeviceTimeout, FabnetError
 
 log = logging.getLogger(__name__)
@@ -26,22 +27,7 @@ wire_log = logging.getLogger("fabnet.serial.marlin")
 
 _TEMP = re.compile(r"\b([TB]):\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)")
 _POS = re.compile(r"^X:(-?[\d.]+) Y:(-?[\d.]+) Z:(-?[\d.]+)")
-HELLO = frame(0, "M110 N0")
 FINISH_MOVES = "M400"  # after a file's last line; the simulator counts it as the file's end
-BOOT_QUIET_S = 0.3  # after "start", the banner is over once the board is quiet this long
-HELLO_WAIT_S = 1.0  # an unanswered hello is sent again after this long, unless the board is busy
-
-
-def _heard_since(stream: MarlinStream, starts: int, oks: int) -> Callable[[], bool]:
-    return lambda: stream.oks_seen > oks or stream.starts_seen > starts
-
-
-def _oks_reach(stream: MarlinStream, count: int) -> Callable[[], bool]:
-    return lambda: stream.oks_seen >= count
-
-
-def _after(deadline: float) -> Callable[[], bool]:
-    return lambda: time.monotonic() > deadline
 
 
 class MarlinDriver:
@@ -116,7 +102,7 @@ class MarlinDriver:
         self._reader = threading.Thread(target=self._read_loop, name="marlin-rx", daemon=True)
         self._reader.start()
         try:
-            self._handshake(self._stream)
+            handshake(self._stream, self.port, self.connect_timeout_s)
             self.capabilities = self._read_capabilities(self._stream)
             if self.autoreport_s > 0 and self.capabilities.autoreport_temp:
                 self._run_commands([f"M155 S{self.autoreport_s}"])
@@ -126,48 +112,6 @@ class MarlinDriver:
             raise
         self._set_state(DriverState.IDLE)
         log.info("marlin: connected on %s at %d baud", self.port, self.baud)
-
-    def _handshake(self, stream: MarlinStream) -> None:
-        """Send ``N0 M110 N0`` until an ok comes after the last ``start`` (a booting board
-        ignores what it is sent)."""
-        deadline = time.monotonic() + self.connect_timeout_s
-        with stream.cond:
-            first_oks, sent = stream.oks_seen, 0
-        while time.monotonic() < deadline:
-            with stream.cond:
-                starts, oks = stream.starts_seen, stream.oks_seen
-            stream.send_raw(HELLO)
-            sent += 1
-            answered = self._await_hello(stream, _heard_since(stream, starts, oks), deadline)
-            with stream.cond:
-                rebooted = stream.starts_seen > starts
-            if rebooted:
-                time.sleep(BOOT_QUIET_S)
-                continue
-            if answered:
-                if sent > 1:  # a busy board may still answer an earlier hello: let it, first
-                    stream.wait_for(
-                        _oks_reach(stream, first_oks + sent),
-                        _after(time.monotonic() + HELLO_WAIT_S),
-                    )
-                stream.restart_numbering()
-                return
-        raise DeviceTimeout(
-            f"marlin: no answer on {self.port} within {self.connect_timeout_s:.0f} s of opening"
-        )
-
-    @staticmethod
-    def _await_hello(stream: MarlinStream, heard: Callable[[], bool], deadline: float) -> bool:
-        """Wait for the hello's answer; a board that says it is busy (a host connecting to one
-        mid-print) is waited for rather than sent another hello it would answer too."""
-        while True:
-            with stream.cond:
-                busy = stream.busy_seen
-            if stream.wait_for(heard, _after(min(deadline, time.monotonic() + HELLO_WAIT_S))):
-                return True
-            with stream.cond:
-                if stream.busy_seen == busy or time.monotonic() >= deadline:
-                    return False
 
     def _read_capabilities(self, stream: MarlinStream) -> Capabilities:
         """Send M115 and read the firmware's name and ``Cap:`` lines (see marlin_dialects)."""
@@ -324,7 +268,8 @@ class MarlinDriver:
         stream, job = self._stream, self._job
         try:
             stream.active = False
-            self._handshake(stream)  # M110 N0: the file's first line is N1
+            # M110 N0: the file's first line is N1
+            handshake(stream, self.port, self.connect_timeout_s)
             job.started(time.monotonic(), stream.next_n)
             poll_s = 0 if self.capabilities.autoreport_temp else self.autoreport_s
             next_poll = time.monotonic() + poll_s
