@@ -1,7 +1,8 @@
 """Scale-out (issue 9): two ``fabnet hub --role dispatcher`` and two ``--role api`` processes on one
 PostgreSQL database and one Mosquitto, two agent processes with sim machines. Jobs go in through
-both APIs; one dispatcher is SIGKILLed mid-run. Every task is done once and counted once in the
-ledger, and both APIs keep answering."""
+both APIs, each holding its budget from the requester's credits; one dispatcher is SIGKILLed
+mid-run. Every task is done once and counted once in the ledger, both APIs keep answering, and
+each part accepted through both APIs at the same moment is paid once, the books balanced."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fabnet.bus.broker import MosquittoBroker, free_port
+from fabnet.core import credits as cr
 from fabnet.core.states import AttemptCause, TaskState
 from fabnet.lifetime import tied_popen
 from fabnet.sim.makers import NetworkFiles, SimMachine, SimMaker, write_network
@@ -31,6 +36,7 @@ MAKERS = tuple(
 SPEED = 3000.0  # a 20 mm cube in well under a second
 JOBS_PER_API, PARTS_PER_JOB = 2, 6
 RUN_TIMEOUT_S = 240.0
+CAP_MC = 50_000  # a job's budget, far above what its parts cost
 
 
 class Processes:
@@ -123,6 +129,40 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
+def accept_through_both(bases: list[str], token: str, task_ids: list[str]) -> None:
+    """Each part accepted through every API at the same moment (a double click landing on
+    two processes): every answer is an acceptance, at most one of them paid."""
+    answers: list[dict[str, Any]] = []
+
+    def accept(base: str, task_id: str) -> None:
+        answers.append(call(f"{base}/api/v1/tasks/{task_id}/accept", token, "POST"))
+
+    for task_id in task_ids:
+        threads = [threading.Thread(target=accept, args=(b, task_id)) for b in bases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert len(answers) == len(bases) * len(task_ids)
+    assert all(a["review"] == "accepted" for a in answers)
+    paid = Counter(a["task_id"] for a in answers if not a["already"])
+    assert set(paid.values()) == {1} and len(paid) == len(task_ids), paid
+
+
+def assert_books(store: Store, jobs: list[str], task_ids: list[str], granted: int) -> None:
+    """Each task paid once, each job refunded the rest of its cap, every posting and the sum
+    over all accounts balanced."""
+    assert store.credits.unbalanced() == []
+    balances = store.credits.balances()
+    assert sum(balances.values()) == 0, balances
+    payments = store.credits.postings(cr.PostingKind.PAYMENT)
+    assert sorted(p.task_id or "" for p in payments) == sorted(task_ids)
+    spent = -sum(p.amount_for(cr.escrow_account(p.job_id or "")) for p in payments)
+    assert all(balances.get(cr.escrow_account(j), 0) == 0 for j in jobs), "not refunded"
+    assert balances[cr.user_account("tester")] == granted - spent
+    assert 0 < spent < len(jobs) * CAP_MC
+
+
 def test_two_dispatchers_two_apis_one_dispatcher_killed_every_task_done_once(
     rig: tuple[NetworkFiles, MosquittoBroker, Processes], pg_url: str
 ) -> None:
@@ -142,10 +182,16 @@ def test_two_dispatchers_two_apis_one_dispatcher_killed_every_task_done_once(
         env = {"FABNET_AGENT_HUB_URL": apis["api-1"]}
         procs.spawn(f"agent-{agent}", env, "agent", "--config", str(path))
 
+    seed = Store(pg_url, create_tables=False)
+    seed.accounts.add_user("tester", "password1", ["requester"], datetime.now(UTC))
+    granted = 4 * JOBS_PER_API * CAP_MC
+    seed.credits.grant("scale-out", "tester", granted, datetime.now(UTC))
+    seed.close()
     jobs: list[str] = []
     for base in apis.values():
         for _ in range(JOBS_PER_API):
-            body = {"design": "cube-xyz-20mm", "quantity": PARTS_PER_JOB, "material": "PLA"}
+            body = {"design": "cube-xyz-20mm", "quantity": PARTS_PER_JOB, "material": "PLA",
+                    "requester": "tester", "budget_cap_mc": CAP_MC}  # fmt: skip
             jobs.append(call(f"{base}/api/v1/jobs", files.api_token, "POST", body)["id"])
     total = len(jobs) * PARTS_PER_JOB
     bases = list(apis.values())
@@ -184,6 +230,8 @@ def test_two_dispatchers_two_apis_one_dispatcher_killed_every_task_done_once(
         for task in tasks:  # done once: exactly one attempt ended in done
             ended_done = [a for a in task.attempts if a.cause is AttemptCause.DONE]
             assert len(ended_done) == 1, task
+        accept_through_both(list(apis.values()), files.api_token, [t.task_id for t in tasks])
+        assert_books(store, jobs, [t.task_id for t in tasks], granted)
     finally:
         store.close()
     # both dispatchers took part before the kill: the agents' events were split between them
