@@ -17,9 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fabnet.bus.broker import DYNSEC, MosquittoBroker, check_login, free_port
 from fabnet.errors import NotFound
+from fabnet.web.api.broker_account_routes import ACCOUNT_STATE, BROKER_PASSWORD
 from fabnet.web.api.context import ApiContext, BrokerSettings
 from fabnet.web.api.machines import REGISTERED
-from fabnet.web.api.registration import ACCOUNT_STATE, BROKER_PASSWORD
 
 HUB_PASSWORD = "hub-secret-for-dynsec-1"
 BODY = {"agent": "ada", "machine": "mini-1", "profile": "prusa_mini", "material": "PLA"}

@@ -1,59 +1,42 @@
 """Registering a machine: the agent config TOML a maker runs, an offline machine row so the
 machine shows up before its agent first reports, and the agent's broker account — created in
 the broker first (dynamic security: over ``$CONTROL``, no file, no signal), then recorded as a
-Mosquitto ``$7$`` hash, so a broker failure stores nothing. ``AgentAccounts`` also resets,
-disables, enables and deletes an agent's account."""
+Mosquitto ``$7$`` hash, so a broker failure stores nothing (``broker_accounts``; its routes,
+re-exported here, are in ``broker_account_routes``)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import secrets
 import tomllib
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fabnet.bus.broker import password_hash
 from fabnet.bus.topics import check_id
 from fabnet.core.machines import Machine, MachinePolicy
 from fabnet.core.states import MachineKind, MachineState
 from fabnet.drivers.registry import check_driver_options
-from fabnet.errors import Conflict, DeviceError, InvalidInput, NotFound
+from fabnet.errors import Conflict, InvalidInput, NotFound
 from fabnet.hub.machines import hub_machine_id
 from fabnet.profiles import CncProfile, list_profiles, load_profile
 from fabnet.profiles.canonical import canonical_material, canonical_profile
 from fabnet.store import Store
-from fabnet.web.api.context import (
-    ACCOUNTS_DYNSEC,
-    ACCOUNTS_FILE,
-    ApiContext,
-    BrokerSettings,
-    forbid,
-)
-from fabnet.web.auth import MAKER, User
-from fabnet.web.openapi import ApiRoutes, user_of
-from fabnet.web.schemas import Field, Schema
+from fabnet.web.api.broker_account_routes import register_account_routes
+from fabnet.web.api.broker_accounts import AgentAccounts
+from fabnet.web.api.context import BrokerSettings
 
 log = logging.getLogger(__name__)
 
-PASSWORD_BYTES = 18
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: written into agent.toml as is
 KEPT = (
     "agent {agent} already has a broker password: it is kept (the one in its agent.toml); "
     "POST /api/v1/makers/{agent}/broker-password issues a new one"
 )
-ISSUED = {
-    ACCOUNTS_DYNSEC: "new broker password for agent {agent}, shown once; the broker accepts it now",
-    ACCOUNTS_FILE: "new broker password for agent {agent}, shown once; written to the broker's "
-    "password file, which Mosquitto reads on SIGHUP",
-    "unwritten": "new broker password for agent {agent}, shown once; recorded only: this hub "
-    "writes no broker accounts, so the operator must add it to the broker",
-}
+
+__all__ = ["Registration", "agent_toml", "register_account_routes", "register_machine"]
 
 
 @dataclass(frozen=True)
@@ -155,132 +138,6 @@ def _offline_machine(body: dict[str, Any], machine_id: str) -> Machine:
     )
 
 
-def _read_password_file(path: Path) -> dict[str, str]:
-    """``{user: hash}`` of an existing Mosquitto password file ({} if there is none)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return {}
-    pairs = (line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
-    return {user: digest for user, digest in pairs}
-
-
-def write_password_file(
-    store: Store, broker: BrokerSettings, removed: Collection[str] = ()
-) -> Path | None:
-    """Update Mosquitto's password file: the hub's user and every recorded agent, merged into
-    what the file holds already, so accounts made with ``fabnet broker-config`` stay (issue
-    13); ``removed`` users are taken out.
-
-    ``fabnet.bus.broker.write_password_file`` needs every password in clear; the hub keeps
-    only hashes, so the recorded ``$7$`` lines are written as they are.
-    """
-    if broker.password_file is None:
-        return None
-    kept = _read_password_file(broker.password_file)
-    entries = {user: digest for user, digest in kept.items() if user not in removed}
-    entries.update(store.accounts.broker_hashes())
-    if broker.hub_password:
-        entries[broker.hub_user] = password_hash(broker.hub_password)
-    text = "".join(f"{user}:{digest}\n" for user, digest in sorted(entries.items()))
-    path = broker.password_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)  # Mosquitto reads it on SIGHUP
-    return path
-
-
-class AgentAccounts:
-    """Agents' broker accounts: a ``$7$`` hash in the store and, as ``broker.accounts`` says,
-    a client in the dynamic-security plugin or a line in the password file. The broker is
-    changed first: when it refuses (DeviceError, HTTP 502) the store is left as it was."""
-
-    def __init__(self, store: Store, broker: BrokerSettings) -> None:
-        self.store, self.broker = store, broker
-        self.dynsec = broker.accounts == ACCOUNTS_DYNSEC
-        self.file = broker.accounts == ACCOUNTS_FILE and broker.password_file is not None
-
-    def exists(self, agent: str) -> bool:
-        return agent in self.store.accounts.broker_hashes()
-
-    def _known(self, agent: str) -> str:
-        check_id(agent, "agent")
-        if not self.exists(agent):
-            raise NotFound(f"agent {agent} has no broker account (register a machine first)")
-        return agent
-
-    def issued_note(self, agent: str) -> str:
-        mode = "unwritten" if not (self.dynsec or self.file) else self.broker.accounts
-        return ISSUED[mode].format(agent=agent)
-
-    def create(self, agent: str, user_id: str | None, now: datetime) -> str:
-        """A new account; its password (shown once). Raises DeviceError if the broker refuses,
-        Conflict if another registration gave ``agent`` an account meanwhile."""
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
-        if self.dynsec:
-            self.broker.admin().create_agent(agent, password)
-        added = done = False
-        try:
-            added = self.store.accounts.add_broker_account(
-                agent, password_hash(password), user_id, now
-            )
-            if not added:
-                raise Conflict(f"agent {agent} was given a broker account meanwhile")
-            if self.file:
-                write_password_file(self.store, self.broker)
-            done = True
-        finally:
-            if not done:
-                self._undo_create(agent, added)
-        return password
-
-    def _undo_create(self, agent: str, added: bool) -> None:
-        if added:
-            self.store.accounts.remove_broker_account(agent)
-        if self.dynsec:
-            try:
-                self.broker.admin().delete_agent(agent)
-            except DeviceError:
-                log.exception("agent %s: could not take back its new broker account", agent)
-
-    def reset(self, agent: str) -> str:
-        """A new password for ``agent`` (the old one stops working); returns it."""
-        self._known(agent)
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
-        if self.dynsec:
-            self.broker.admin().set_password(agent, password)
-        self.store.accounts.set_broker_hash(agent, password_hash(password))
-        if self.file:
-            write_password_file(self.store, self.broker)
-        return password
-
-    def set_enabled(self, agent: str, enabled: bool) -> None:
-        """Disable (disconnects it now, refuses its log-ins) or enable ``agent``'s account."""
-        self._known(agent)
-        if not self.dynsec:
-            raise Conflict(
-                f'disabling or enabling an agent needs [broker] accounts = "dynsec"; this hub '
-                f"has {self.broker.accounts!r} (delete the account instead)"
-            )
-        admin = self.broker.admin()
-        if enabled:
-            admin.enable(agent)
-        else:
-            admin.disable(agent)
-
-    def delete(self, agent: str) -> None:
-        """Remove ``agent``'s account: from the broker (it is disconnected) and the store."""
-        self._known(agent)
-        if self.dynsec:
-            self.broker.admin().delete_agent(agent)
-        self.store.accounts.remove_broker_account(agent)
-        if self.file:
-            write_password_file(self.store, self.broker, removed=(agent,))
-
-
 def register_machine(
     store: Store,
     body: dict[str, Any],
@@ -335,88 +192,3 @@ def register_machine(
         broker.password_file if password and accounts.file else None,
         note,
     )
-
-
-BROKER_PASSWORD = Schema(
-    "BrokerPassword",
-    (
-        Field("agent", "string", required=True),
-        Field("url", "string", required=True),
-        Field("username", "string", required=True),
-        Field("password", "string", required=True, description="shown once"),
-        Field("note", "string", required=True),
-    ),
-)
-ACCOUNT_STATE = Schema(
-    "BrokerAccountChanged",
-    (
-        Field("agent", "string", required=True),
-        Field("broker_account", "string", required=True, enum=("enabled", "disabled", "deleted")),
-        Field("note", "string", required=True),
-    ),
-)
-STATE_NOTES = {
-    "disabled": "disconnected now; the broker refuses its log-ins until it is enabled",
-    "enabled": "the agent may log in again with its password",
-    "deleted": "disconnected and forgotten; its machines stay recorded; registering a machine "
-    "for it again issues a new password",
-}
-
-
-def register_account_routes(routes: ApiRoutes, ctx: ApiContext) -> None:
-    """``/makers/<agent>/...``: reset, disable, enable and delete an agent's broker account
-    (the agent's maker or an operator)."""
-
-    def accounts_of(user: User | None, agent: str) -> AgentAccounts:
-        if not user_of(user).owns_maker(agent):
-            forbid(f"agent {agent!r} is not one of your makers")
-        return AgentAccounts(ctx.store, ctx.broker)
-
-    def changed(agent: str, state: str) -> dict[str, Any]:
-        return {"agent": agent, "broker_account": state, "note": STATE_NOTES[state]}
-
-    @routes.route(
-        "POST",
-        "/makers/<agent>/broker-password",
-        summary="Issue a new broker password for an agent (the old one stops working)",
-        roles=(MAKER,),
-        response=BROKER_PASSWORD,
-    )
-    def reset_broker_password(user: User | None, agent: str) -> dict[str, Any]:
-        password = accounts_of(user, agent).reset(agent)
-        note = f"new broker password for agent {agent}, shown once: put it in its agent.toml"
-        return {"agent": agent, "url": ctx.broker.url, "username": agent, "password": password,
-                "note": note}  # fmt: skip
-
-    @routes.route(
-        "POST",
-        "/makers/<agent>/disable",
-        summary="Disable an agent's broker account: disconnected, log-ins refused",
-        roles=(MAKER,),
-        response=ACCOUNT_STATE,
-    )
-    def disable_agent(user: User | None, agent: str) -> dict[str, Any]:
-        accounts_of(user, agent).set_enabled(agent, False)
-        return changed(agent, "disabled")
-
-    @routes.route(
-        "POST",
-        "/makers/<agent>/enable",
-        summary="Enable a disabled agent's broker account again",
-        roles=(MAKER,),
-        response=ACCOUNT_STATE,
-    )
-    def enable_agent(user: User | None, agent: str) -> dict[str, Any]:
-        accounts_of(user, agent).set_enabled(agent, True)
-        return changed(agent, "enabled")
-
-    @routes.route(
-        "DELETE",
-        "/makers/<agent>/broker-account",
-        summary="Delete an agent's broker account (its machines stay recorded)",
-        roles=(MAKER,),
-        response=ACCOUNT_STATE,
-    )
-    def delete_agent_account(user: User | None, agent: str) -> dict[str, Any]:
-        accounts_of(user, agent).delete(agent)
-        return changed(agent, "deleted")
