@@ -113,6 +113,11 @@ class MachineIndex:
         """The machine as last upserted, or None."""
         return self._machines.get(machine_id)
 
+    def available(self) -> list[Machine]:
+        """The machines a ``match`` may give work now (idle, not on hold, not reserved), for
+        a filter that looks at the candidates before matching (the budget guard)."""
+        return [self._machines[mid] for mid in sorted(self._available)]
+
     def is_available(self, machine_id: str) -> bool:
         """True if the machine is idle and not reserved by a previous ``match``."""
         return machine_id in self._available
