@@ -4,6 +4,7 @@ validation of what an operator gives lives in ``fabnet.federation.peers``."""
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,14 +59,33 @@ def _peer(row: PeerRow) -> Peer:
                 row.created_at, row.updated_at, row.hello_in_at, row.hello_out_at)  # fmt: skip
 
 
+class _Tables:
+    """Creates the federation tables on first use, not on construction: a hub whose database
+    does not answer yet must still start (and say so on /healthz)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def database(self) -> Database:
+        if not self._ready:
+            with self._lock, schema_lock(self._db.engine):
+                for table in TABLES:
+                    table.create(self._db.engine, checkfirst=True)  # type: ignore[attr-defined]
+                self._ready = True
+        return self._db
+
+
 class Peers:
     """The peer table on ``db``; creates its tables on first use."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        with schema_lock(db.engine):
-            for table in TABLES:
-                table.create(db.engine, checkfirst=True)  # type: ignore[attr-defined]
+        self._tables = _Tables(db)
+
+    @property
+    def db(self) -> Database:
+        return self._tables.database()
 
     def get(self, name: str) -> Peer | None:
         with self.db.read() as s:
@@ -133,8 +153,11 @@ class PeerNonces:
     the last skew window (expired ones are deleted as new ones come in)."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        Peers(db)  # the tables
+        self._tables = _Tables(db)
+
+    @property
+    def db(self) -> Database:
+        return self._tables.database()
 
     def record(self, peer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
         """Keep ``nonce`` of ``peer``; False (nothing written) when it was seen before."""
