@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fabnet.core import credits as cr
-from fabnet.store.credit_models import PostingRow
-from fabnet.store.credits import balance_in
+from fabnet.store.credit_models import LegRow, PostingRow
 from fabnet.store.database import Database
 from fabnet.store.models import JobRow, TaskRow
 from fabnet.store.reviews import SETTLED_STATES
@@ -36,7 +35,8 @@ class TaskBudget:
 
 
 def task_budgets(db: Database, task_ids: Sequence[str]) -> dict[str, TaskBudget]:
-    """The budgets of those of ``task_ids`` whose job holds one, in one read transaction."""
+    """The budgets of those of ``task_ids`` whose job holds one, in one read transaction of
+    four statements however many jobs the tasks belong to (an offer round's cost)."""
     if not task_ids:
         return {}
 
@@ -57,26 +57,32 @@ def task_budgets(db: Database, task_ids: Sequence[str]) -> dict[str, TaskBudget]
                 )
             )
         )
-        left: dict[str, int] = {}
-        remaining: dict[str, int] = {}
-        for job_id in held:
-            assert job_id is not None
-            remaining[job_id] = balance_in(s, cr.escrow_account(job_id))
-            paid = select(PostingRow.task_id).where(
-                PostingRow.kind == cr.PostingKind.PAYMENT.value, PostingRow.job_id == job_id
+        escrows = {cr.escrow_account(j): j for j in held if j is not None}
+        if not escrows:  # no budgeted job among them: two statements
+            return {}
+        remaining = dict.fromkeys(escrows.values(), 0)
+        for account, total in s.execute(
+            select(LegRow.account, func.sum(LegRow.amount_mc))
+            .where(LegRow.account.in_(list(escrows)))
+            .group_by(LegRow.account)
+        ):
+            remaining[escrows[account]] = int(total or 0)
+        paid = select(PostingRow.task_id).where(
+            PostingRow.kind == cr.PostingKind.PAYMENT.value,
+            PostingRow.job_id.in_(list(remaining)),
+            PostingRow.task_id.is_not(None),
+        )
+        left = dict.fromkeys(remaining, 0)
+        for job_id, count in s.execute(
+            select(TaskRow.job_id, func.count())
+            .where(
+                TaskRow.job_id.in_(list(remaining)),
+                TaskRow.state.not_in(list(SETTLED_STATES)),
+                TaskRow.id.not_in(paid),
             )
-            left[job_id] = int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(TaskRow)
-                    .where(
-                        TaskRow.job_id == job_id,
-                        TaskRow.state.not_in(list(SETTLED_STATES)),
-                        TaskRow.id.not_in(paid),
-                    )
-                )
-                or 0
-            )
+            .group_by(TaskRow.job_id)
+        ):
+            left[job_id] = int(count)
         return {
             r.id: TaskBudget(r.id, r.job_id, r.design_id, r.material, r.parts,
                              remaining[r.job_id], left[r.job_id])

@@ -18,6 +18,7 @@ from fabnet.core.states import MachineKind, TaskState
 from fabnet.core.tasks import Transition
 from fabnet.errors import Conflict
 from fabnet.store import Store
+from fabnet.store.budgets import task_budgets
 
 Fleet = Callable[..., list[Machine]]
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)  # as the fixtures
@@ -227,6 +228,28 @@ def test_unsettled_jobs_lists_only_jobs_ready_for_their_refund(pat: Store) -> No
     assert store.reviews.settle_job(disputed, NOW) is not None
     assert store.credits.balance(cr.escrow_account(spent)) == 0 and unbudgeted
     assert_books_balance(store)
+
+
+def test_task_budgets_of_several_jobs_in_one_read(pat: Store) -> None:
+    """What the matcher's guard reads: per budgeted job, what is left in escrow and how many
+    tasks still share it (paid, failed and cancelled ones do not); unbudgeted tasks absent."""
+    store = pat
+    store.credits.grant("more", "pat", 90_000, NOW)
+    first, (paid, waiting, other) = submit(store, quantity=3)
+    second, (alone,) = submit(store)
+    _, (free,) = submit(store)
+    store.credits.hold(first, "pat", 9000, 0, NOW)
+    store.credits.hold(second, "pat", 4000, 0, NOW)
+    make(store, paid, "k1-m0")
+    settled = store.reviews.accept(paid, "pat", NOW, TERMS, PER_KG)
+    assert settled.payment is not None
+    cost = -settled.payment.amount_for(cr.escrow_account(first))
+    budgets = task_budgets(store.db, [waiting, other, alone, free])
+    assert set(budgets) == {waiting, other, alone}
+    assert (budgets[waiting].remaining_mc, budgets[waiting].tasks_left) == (9000 - cost, 2)
+    assert budgets[other].per_task_mc == budgets[waiting].per_task_mc == (9000 - cost) // 2
+    assert (budgets[alone].remaining_mc, budgets[alone].tasks_left) == (4000, 1)
+    assert task_budgets(store.db, [free]) == {}
 
 
 def test_concurrent_acceptances_pay_once(pat: Store) -> None:
