@@ -27,13 +27,11 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fabnet.sim.marlin_commands import EMERGENCY, Command, MarlinCommands
 from fabnet.sim.marlin_dialects import (
-    FAULT_LINES,
-    HALT_LINE,
     Dialect,
     LineReceiver,
     get_dialect,
@@ -41,30 +39,16 @@ from fabnet.sim.marlin_dialects import (
 )
 from fabnet.sim.marlin_dialects import checksum as checksum  # the scenario tests frame with it
 from fabnet.sim.marlin_faults import FaultPlan
-from fabnet.sim.marlin_machine import Machine, Wait, dwell_wait, heater_wait, parse_words
+from fabnet.sim.marlin_machine import Machine
 from fabnet.sim.marlin_state import StateFile
 from fabnet.sim.pty_link import SerialFirmware
 
 log = logging.getLogger(__name__)
 
 BANNER = get_dialect("marlin").banner
-IGNORED = frozenset(
-    "G21 G29 G80 M17 M73 M117 M82 M83 M201 M203 M204 M205 M220 M221 M900 M907 T0".split()
-)
-EMERGENCY = frozenset(("M108", "M410"))  # acted on as they arrive when the dialect has the parser
 
 
-@dataclass
-class _Command:
-    text: str
-    n: int | None
-    started: bool = False
-    wait: Wait | None = None
-    reply: tuple[str, ...] = ()  # lines before the ok
-    ok_text: str | None = None  # replaces the plain ok (M105)
-
-
-class MarlinSimulator(SerialFirmware):
+class MarlinSimulator(MarlinCommands, SerialFirmware):
     """Marlin on a pty. ``speed`` scales motion and heating; ``ack_latency_s`` is the time the
     firmware spends parsing and acknowledging one command (real boards: ~1-2 ms).
 
@@ -105,7 +89,7 @@ class MarlinSimulator(SerialFirmware):
         self._state_file = StateFile(state_file, self.state) if state_file else None
         self._cond = threading.Condition()
         self._rx: collections.deque[str] = collections.deque()
-        self._queue: collections.deque[_Command] = collections.deque()
+        self._queue: collections.deque[Command] = collections.deque()
         self._receiver = LineReceiver(self.dialect, self.send_line, self._rx.clear)
         self._fired: set[tuple[str, int]] = set()
         self._halted = False
@@ -124,7 +108,7 @@ class MarlinSimulator(SerialFirmware):
             with self._cond:
                 self._receiver.last_n = 1234  # a previous host's numbering
                 deadline = time.monotonic() + self.busy_at_start_s
-                busy = _Command("G4", None, started=True)  # not in ``executed``: not a host line
+                busy = Command("G4", None, started=True)  # not in ``executed``: not a host line
                 busy.wait = lambda t: t >= deadline
                 busy.ok_text = ""
                 self._queue.append(busy)
@@ -233,7 +217,7 @@ class MarlinSimulator(SerialFirmware):
         self._last_busy = now
         return self._finish(head)
 
-    def _finish(self, head: _Command) -> list[str]:
+    def _finish(self, head: Command) -> list[str]:
         reply = list(head.reply)
         ok = head.ok_text
         if ok == "":
@@ -279,7 +263,7 @@ class MarlinSimulator(SerialFirmware):
                 kind = "line_number" if line.startswith("N") else "no_line_number"
                 self._receiver.reject(kind, self._receiver.last_n + 1)
             else:
-                self._queue.append(_Command(line, None))
+                self._queue.append(Command(line, None))
             return
         star = sent_cs is not None
         if self._on_receipt_faults(n):
@@ -291,7 +275,7 @@ class MarlinSimulator(SerialFirmware):
             return
         corrupt = self._fire("corrupt", n, n in self.faults.corrupt)
         if self._receiver.check(n, cmd, sent_cs if star else None, corrupt):
-            self._queue.append(_Command(cmd, n))
+            self._queue.append(Command(cmd, n))
 
     def _on_receipt_faults(self, n: int) -> bool:
         """Faults that hit line ``n`` as it arrives; True if the line goes no further."""
@@ -329,81 +313,3 @@ class MarlinSimulator(SerialFirmware):
         self._rx.clear()
         for line in lines:
             self.send_line(line)
-
-    # --- executing ------------------------------------------------------------------------
-    def _begin(self, head: _Command, now: float) -> None:
-        """Run the command's effect once; leaves ``started`` False while the planner is full."""
-        code, params = parse_words(head.text)
-        m = self.machine
-        if code in ("G0", "G1"):
-            if not m.move(params, now):
-                return
-        elif code == "G28":
-            if not m.home(params, now):
-                return
-        head.started = True
-        self.executed.append(head.text)
-        n = head.n
-        if n is not None and self._fire("heateroff", n, n == self.faults.heater_off_at):
-            self.machine.hotend.broken = True
-        if n is not None and self._fire("halt", n, n == self.faults.halt_at):
-            self._halt([HALT_LINE])
-            return
-        for kind, line in FAULT_LINES.items():
-            if n is not None and self._fire(kind, n, self.faults.thermal.get(n) == kind):
-                self._halt([line, HALT_LINE])
-                return
-        if n is not None and self._fire("busy", n, n in self.faults.busy_s):
-            deadline = now + self.faults.busy_s[n]
-            self._last_busy = now
-            head.wait = lambda t: t >= deadline
-            return
-        if code not in ("G0", "G1", "G28"):
-            self._execute(head, code, params, now)
-
-    def _execute(self, head: _Command, code: str, params: dict[str, float], now: float) -> None:
-        m = self.machine
-        if m.apply(code, params):
-            pass  # modes, position, fan, steppers: the machine's own state
-        elif code in ("M104", "M109"):
-            m.hotend.target_c = params.get("S", params.get("R", m.hotend.target_c))
-            self._changed()
-            if code == "M109":
-                head.wait = heater_wait(m, m.hotend.reached, now, self.send_line)
-        elif code in ("M140", "M190"):
-            m.bed.target_c = params.get("S", params.get("R", m.bed.target_c))
-            self._changed()
-            if code == "M190":
-                head.wait = heater_wait(m, m.bed.reached, now, self.send_line)
-        elif code == "M105":
-            head.ok_text = "ok " + m.temps_text()
-        elif code == "M114":
-            head.reply = (m.position_text(),)
-        elif code == "M155" and "AUTOREPORT_TEMP" in self.dialect.capabilities:
-            self._autoreport_s = params.get("S", 0.0)
-            self._next_report = now + self._autoreport_s
-        elif code == "M115":
-            head.reply = tuple(self.dialect.m115())
-        elif code in EMERGENCY:
-            pass  # acted on as it arrived (emergency parser), or a no-op
-        elif code == "M113":
-            self.busy_interval_s = params.get("S", 2.0)
-        elif code == "M110":
-            self._receiver.last_n = int(params.get("N", 0.0))
-        elif code == "M400":
-            head.wait = self._finish_moves_wait
-        elif code == "G4":
-            dwell_s = params.get("S", params.get("P", 0.0) / 1000.0) / m.speed
-            head.wait = dwell_wait(m, dwell_s)
-        elif code == "M112":
-            self._halt([HALT_LINE])
-        elif code not in IGNORED:
-            head.reply = (f'echo:Unknown command: "{head.text}"',)
-
-    def _finish_moves_wait(self, now: float) -> bool:
-        """M400: done once the planner is empty; the host's end-of-file mark (module doc)."""
-        if not self.machine.planner_empty():
-            return False
-        self.files_completed += 1
-        self._changed()
-        return True
