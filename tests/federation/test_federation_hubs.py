@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
 
 from fabnet.config import FederationConfig
@@ -37,6 +40,7 @@ from fabnet.web.app import WebSettings
 TOKEN = "bootstrap-token-for-federation-tests"
 SKEW_S = 60.0
 HELLO = "/federation/v1/hello"
+PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -205,8 +209,54 @@ def test_clock_skew_is_refused(hubs: tuple[Hub, Hub]) -> None:
     assert beta.state() == before
 
 
-def test_nonces_expire_after_the_skew_window(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"fabnet_fed_{uuid.uuid4().hex}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres): {exc}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'n.db'}"
+
+
+def test_a_nonce_is_taken_once_by_racing_processes(store_url: str) -> None:
+    stores = [Store(store_url) for _ in range(2)]  # two hub processes sharing the database
+    assert [PeerNonces(store.db).count() for store in stores] == [0, 0]  # tables made
+    now = datetime.now(UTC)
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def take(store: Store) -> None:
+        barrier.wait()
+        results.append(PeerNonces(store.db).record("alpha", "same-nonce-000000", now, now))
+
+    threads = [threading.Thread(target=take, args=(stores[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    for store in stores:
+        store.close()
+
+
+def test_nonces_expire_after_the_skew_window(store_url: str) -> None:
+    store = Store(store_url)
     nonces = PeerNonces(store.db)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     window = timedelta(seconds=SKEW_S)
