@@ -26,25 +26,21 @@ from fabnet.sim.grbl_gcode import (
     Vec3,
     execute_block,
 )
-from fabnet.sim.grbl_motion import HOLD_DECEL_S, DoorPhase, HoldPhase, Motion
+from fabnet.sim.grbl_motion import HOLD_DECEL_S, DoorPhase, Motion
+from fabnet.sim.grbl_realtime import RX_BUFFER_SIZE, GrblRealtime
 from fabnet.sim.grbl_settings import (
     BANNER,
-    RESET_MSG,
     UNLOCK_MSG,
     default_settings,
-    status_report,
-    wco_field,
 )
 from fabnet.sim.grbl_system import GrblSystemCommands
 from fabnet.sim.pty_link import SerialFirmware
 
 log = logging.getLogger(__name__)
 
-RX_BUFFER_SIZE = 128  # GRBL's ring buffer; one slot stays free, so 127 bytes fit
 RX_USABLE = RX_BUFFER_SIZE - 1
 LINE_BUFFER_SIZE = 80  # a line of more characters is refused with error:11
 TICK_S = 0.002  # machine loop period, real seconds
-RESTORE_S = 0.05  # Door:3 (spindle spin-up after the door closed), real seconds
 HOMING_LOCK = 0  # internal alarm code: locked at power-up until $H or $X (no ALARM:N printed)
 
 
@@ -55,7 +51,7 @@ class _Pending:
     dwell_until: float | None = None
 
 
-class GrblSimulator(GrblSystemCommands, SerialFirmware):
+class GrblSimulator(GrblSystemCommands, GrblRealtime, SerialFirmware):
     """GRBL 1.1h on a pty. ``homing=True`` starts locked in alarm with soft limits on and the work
     zero at the machine's lower front left (machine space is [-travel, 0] per axis).
 
@@ -325,96 +321,6 @@ class GrblSimulator(GrblSystemCommands, SerialFirmware):
         self._pending = None
         self._reply("ok")
         return True
-
-    # ---- realtime commands and state changes -----------------------------------------------
-
-    def _state_word(self) -> str:
-        hold = self._motion.hold
-        if self._alarm is not None:
-            return "Alarm"
-        if self._sleeping:
-            return "Sleep"
-        if self._homing_until is not None:
-            return "Home"
-        if self._door is not DoorPhase.NONE:
-            return f"Door:{self._door.value}"
-        if hold is not HoldPhase.NONE:
-            return "Hold:1" if hold is HoldPhase.DECELERATING else "Hold:0"
-        if self._motion.moving:
-            return "Jog" if self._jogging else "Run"
-        return "Check" if self._check_mode else "Idle"
-
-    def _send_status(self) -> None:
-        self._reports += 1
-        extras: list[str] = []
-        if self._door in (DoorPhase.AJAR, DoorPhase.STOPPING):
-            extras.append("Pn:D")
-        if self._reports % 10 == 1:
-            extras.append(wco_field(self.wco))
-        elif self._reports % 10 == 2:
-            extras.append("Ov:100,100,100")
-        self._reply(
-            status_report(
-                self._state_word(),
-                self._motion.position,
-                self._motion.planner_free,
-                RX_BUFFER_SIZE - len(self._rx),
-                self._motion.current_feed(),
-                self._spindle[1] if self._spindle[0] != 5 else 0.0,
-                extras,
-            )
-        )
-
-    def _feed_hold(self, now: float) -> None:
-        if self._alarm is None and not (self._check_mode or self._sleeping or self._homing_until):
-            if self._door is DoorPhase.NONE:
-                self._motion.feed_hold(now)
-
-    def _cycle_start(self, now: float) -> None:
-        if self._door is DoorPhase.CLOSED:
-            self._door = DoorPhase.RESTORING
-            self._restore_until = now + RESTORE_S
-        elif self._door is DoorPhase.NONE:
-            self._motion.resume(now)
-
-    def _open_door(self, now: float) -> None:
-        if self._door is DoorPhase.NONE and self._alarm is None:
-            self._motion.feed_hold(now)
-            self._spindle_before_door, self._spindle = self._spindle, (5, 0.0)
-            self._door = DoorPhase.STOPPING
-            self._door_close_at = now + self.faults.door_open_s
-
-    def _update_door(self, now: float) -> None:
-        door = self._door
-        if door is DoorPhase.STOPPING and self._motion.hold is HoldPhase.COMPLETE:
-            self._door = door = DoorPhase.AJAR
-        if door is DoorPhase.AJAR and now >= self._door_close_at:
-            self._door = DoorPhase.CLOSED
-        if door is DoorPhase.RESTORING and now >= self._restore_until:
-            self._spindle = self._spindle_before_door
-            self._door = DoorPhase.NONE
-            self._motion.resume(now)
-
-    def _cancel_jog(self) -> None:
-        if self._jogging:
-            self._motion.stop_all()
-            self._jogging = False
-            self._sync_position()
-
-    def _sync_position(self) -> None:
-        self._modal.position = self._motion.position
-
-    def _raise_alarm(self, code: int) -> None:
-        self._motion.stop_all()
-        self._pending, self._homing_until = None, None
-        self._spindle, self._door, self._jogging = (5, 0.0), DoorPhase.NONE, False
-        self._sync_position()
-        self._alarm = code
-        self.alarms_raised.append(code)
-        self._reply(f"ALARM:{code}")
-        if code in (1, 2):  # critical: everything but status and reset is ignored
-            self._critical = True
-            self._reply(RESET_MSG)
 
     def _soft_reset(self) -> None:
         """Ctrl-X: stop, flush buffers, spindle off, banner; ALARM:3 if it cut motion short."""

@@ -19,16 +19,6 @@ TOKEN_CACHE_S = 5.0
 TOKEN_CACHE_SIZE = 10_000
 MACHINE_ID_SEPARATOR = "/"
 
-__all__ = [
-    "BOOTSTRAP_OPERATOR",
-    "BOOTSTRAP_USER_ID",
-    "MAKER",
-    "OPERATOR",
-    "REQUESTER",
-    "TokenCache",
-    "User",
-]
-
 
 @dataclass(frozen=True)
 class User:
