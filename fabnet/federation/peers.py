@@ -29,6 +29,7 @@ from fabnet.store.peers import Peer, Peers, PeerState, PeerTerms
 HELLO_PATH = "/federation/v1/hello"
 MAX_IN_FLIGHT = 10_000
 MAX_URL_CHARS = 400
+DEFAULT_SKEW_S = 300.0
 _HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
 
 
@@ -77,24 +78,32 @@ def check_terms(materials: list[str] | tuple[str, ...], kinds: list[str] | tuple
 
 
 class PeerService:
-    """Peers of this hub. ``identity`` None: federation is not configured (no key), so the
-    table can be managed but no hello sent or answered."""
+    """Peers of this hub. ``config`` None: federation is not configured, so the table can be
+    managed but no hello sent or answered. The key is read (or made) on first need, so a hub
+    that never federates starts without touching its key file."""
 
-    def __init__(self, peers: Peers, identity: Identity | None,
+    def __init__(self, peers: Peers, config: FederationConfig | None,
                  clock: Callable[[], datetime]) -> None:  # fmt: skip
         self.peers = peers
-        self.identity = identity
+        self.config = config
         self._clock = clock
+        self._identity: Identity | None = None
+
+    @property
+    def max_skew_s(self) -> float:
+        return self.config.max_clock_skew_s if self.config else DEFAULT_SKEW_S
 
     def require_identity(self) -> Identity:
-        if self.identity is None:
+        if self.config is None:
             raise Conflict("federation is not configured on this hub ([federation] in hub.toml)")
-        return self.identity
+        if self._identity is None:  # two threads may both load it: the same key either way
+            self._identity = Identity.from_config(self.config)
+        return self._identity
 
     def add(self, name: str, url: str, key: str, terms: PeerTerms) -> Peer:
         check_id(name, "name")
         public = parse_public_key(key)
-        if self.identity is not None and name == self.identity.name:
+        if self.config is not None and name == self.config.name:
             raise InvalidInput(f"name {name} is this hub's own name")
         return self.peers.add(name, check_url(url), public.text, public.key_id, terms,
                               self._clock())  # fmt: skip

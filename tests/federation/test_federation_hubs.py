@@ -70,20 +70,27 @@ class Hub:
 
 
 @contextmanager
-def hub(tmp_path: Path, name: str) -> Iterator[Hub]:
+def hub(tmp_path: Path, name: str, *, federated: bool = True) -> Iterator[Hub]:
     folder = tmp_path / name
     folder.mkdir()
     store = Store(f"sqlite:///{folder / 'fabnet.db'}")
     service = HubService(store, DesignCatalog(store, library_dir()), lambda job, why: None)
     key_file = folder / "federation" / "hub_ed25519.pem"
-    settings = WebSettings(data_dir=folder, federation=FederationConfig(name, key_file, SKEW_S))
+    federation = FederationConfig(name, key_file, SKEW_S) if federated else None
+    settings = WebSettings(data_dir=folder, federation=federation)
     app = create_app(service, ArtifactStore(folder / "artifacts"), TOKEN, settings=settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        yield Hub(name, app, store, url, HubKey.load_or_create(key_file))
+        yield Hub(
+            name,
+            app,
+            store,
+            url,
+            HubKey.load_or_create(key_file) if federated else HubKey.generate(),
+        )
     finally:
         server.shutdown()
         store.close()
@@ -308,3 +315,14 @@ def test_peers_command_line(hubs: tuple[Hub, Hub], tmp_path: Path) -> None:
         result = run(peers_cli, [verb, "beta", *auth])
         assert result.exit_code == 0 and f"beta {' ' * 16}{state}" in result.output, result.output
     assert run(peers_cli, ["list", *auth]).output == "no peers\n"
+
+
+def test_a_hub_without_federation_settings_says_so(tmp_path: Path) -> None:
+    with hub(tmp_path, "alpha") as alpha, hub(tmp_path, "island", federated=False) as island:
+        island.add_peer(alpha)  # the table can be kept; nothing can be signed or checked
+        assert not (tmp_path / "island" / "federation").exists()
+        body, headers = signed(alpha.key, "alpha", hello_from(alpha))
+        assert post(island, body, headers) == (409, "federation is not configured on this hub "
+                                                    "([federation] in hub.toml)")  # fmt: skip
+        assert island.operator().get("/api/v1/federation/key").status_code == 409
+        assert island.operator().post("/api/v1/peers/alpha/hello").status_code == 409

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from fabnet.errors import InvalidInput
 from fabnet.federation import signing as sg
 from fabnet.federation.inbound import InboundVerifier
-from fabnet.federation.peers import Identity, PeerService, check_terms, peer_json
+from fabnet.federation.peers import PeerService, check_terms, peer_json
 from fabnet.federation.replay import ReplayGuard
 from fabnet.store.peers import PeerNonces, Peers
 from fabnet.web.api.context import ApiContext
@@ -49,13 +49,8 @@ KEY = Schema(
 )
 
 
-def _identity(ctx: ApiContext) -> Identity | None:
-    config = ctx.federation
-    return Identity.from_config(config) if config is not None else None
-
-
 def peer_service(ctx: ApiContext) -> PeerService:
-    return PeerService(Peers(ctx.store.db), _identity(ctx), ctx.clock)
+    return PeerService(Peers(ctx.store.db), ctx.federation, ctx.clock)
 
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
@@ -105,7 +100,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
 def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
     """The blueprint peer hubs call (mount as is: its prefix is ``PEER_PREFIX``)."""
     service = peer_service(ctx)
-    skew_s = service.identity.max_skew_s if service.identity else 300.0
+    skew_s = service.max_skew_s
     nonces = PeerNonces(ctx.store.db)
     verifier = InboundVerifier(service.peers, ReplayGuard(nonces, skew_s), skew_s)
     blueprint = Blueprint("federation_v1", __name__, url_prefix=PEER_PREFIX)
