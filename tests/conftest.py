@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_support import fresh_pg_database
 
 from fabnet.bus.broker import MosquittoBroker, check_login
 from fabnet.bus.client import BusSettings
@@ -92,3 +93,9 @@ def mosquitto_fresh(tmp_path: Path) -> Iterator[BrokerHandle]:
     handle = _start(tmp_path / "mosquitto")
     yield handle
     handle.broker.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new PostgreSQL database of this test's own (``tests/pg_support.py``), dropped after."""
+    yield from fresh_pg_database()

@@ -4,23 +4,18 @@ asked — by id, as a dispatcher asks, by slug and in the listing, as another ap
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trimesh
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from fabnet.errors import NotFound
 from fabnet.hub.designs import DesignCatalog, accept_facts
 from fabnet.library.catalog import add_design
 from fabnet.library.design_toml import DesignRecord
 from fabnet.store import Store
-
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -29,20 +24,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fabnet_designs_{uuid.uuid4().hex}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres): {exc}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

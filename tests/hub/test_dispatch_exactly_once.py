@@ -15,14 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from fabnet.bus import messages as m
 from fabnet.bus import topics
@@ -35,31 +32,8 @@ from fabnet.lifetime import tied_popen
 from fabnet.sim.makers import NetworkFiles, SimMachine, SimMaker, write_network
 from fabnet.store import Store
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-PG_HOWTO = (
-    "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth): "
-    "`sudo apt-get install postgresql && sudo service postgresql start`"
-)
 AGENT, MACHINE = "ada", "mk3s-1"
 LEASE_S = 120.0  # long: nothing may expire while the test holds the hub
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fabnet_once_{uuid.uuid4().hex}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"{PG_HOWTO}\n{exc}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:

@@ -3,15 +3,12 @@ and PostgreSQL; every line reconciles with the balance; the network's months and
 
 from __future__ import annotations
 
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from fabnet.core import credits as cr
 from fabnet.errors import InvalidInput
@@ -29,7 +26,6 @@ from fabnet.store.statement_reads import StatementReads
 from fabnet.web.charts import month_columns
 from fabnet.web.dashboard.library import budget_mc
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MAY = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 MAY_END = datetime(2026, 5, 31, 23, 59, tzinfo=UTC)
 JUNE = datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
@@ -110,22 +106,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield found
         found.close()
         return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fabnet_test_{uuid.uuid4().hex}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
-    found = Store(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
+    found = Store(str(request.getfixturevalue("pg_url")))
     try:
         yield found
     finally:
         found.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_statements_read_from_the_database(store: Store) -> None:

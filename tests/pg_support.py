@@ -1,4 +1,9 @@
-"""Fixtures of the composition-root tests: a fresh PostgreSQL database per test."""
+"""A throwaway PostgreSQL database per test, on the server at 127.0.0.1:5432 (trust auth).
+
+One place for what several test packages need: a new database named ``fabnet_t_<uuid>``, its
+URL, and afterwards the database dropped with its connections (processes a test SIGKILLed may
+leave some behind).
+"""
 
 from __future__ import annotations
 
@@ -16,11 +21,10 @@ PG_HOWTO = (
 )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new database ``fabnet_roots_<uuid>``, dropped (connections and all) afterwards."""
+def fresh_pg_database() -> Iterator[str]:
+    """Yield the URL of a new, empty database; drop it after the caller is done."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fabnet_roots_{uuid.uuid4().hex}"
+    name = f"fabnet_t_{uuid.uuid4().hex}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
