@@ -2,46 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pg_support import fresh_pg_database
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from fabnet.core.designs import Design
 from fabnet.core.machines import Machine
 from fabnet.core.states import MachineKind
 from fabnet.store import Store
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-PG_HOWTO = (
-    "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth). Start it: "
-    "`sudo apt-get install postgresql && sudo service postgresql start`, or "
-    "`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15`"
-)
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A fresh database ``fabnet_test_<uuid>`` for this run, dropped at the end."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fabnet_test_{uuid.uuid4().hex}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"{PG_HOWTO}\n{exc}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database for this run (``tests/pg_support.py``), dropped at the end."""
+    yield from fresh_pg_database()
 
 
 def _reset_pg(url: str) -> None:
