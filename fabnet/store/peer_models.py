@@ -1,5 +1,6 @@
-"""Tables of federation (issue 12): the peer hubs this hub has agreed to share work with, and
-the nonces of signed requests recently accepted from them (replay protection).
+"""Tables of federation (issue 12): the peer hubs this hub has agreed to share work with, the
+nonces of signed requests recently accepted from them (replay protection) and the latest
+capacity summary each peer advertised.
 
 The tables sit on the store's ``Base`` but are created by ``fabnet.store.peers`` itself (under
 the schema lock), so a database made by an older fabnet gains them on first use.
@@ -8,6 +9,7 @@ the schema lock), so a database made by an older fabnet gains them on first use.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,4 +51,16 @@ class PeerNonceRow(Base):
     __table_args__ = (Index("ix_federation_nonces_expires_at", "expires_at"),)
 
 
-TABLES = (PeerRow.__table__, PeerNonceRow.__table__)
+class PeerCapacityRow(Base):
+    """The latest capacity summary a peer advertised (``fabnet.federation.capacity``), as it
+    sent it, with the time it computed it (its age decides whether it is still believed) and
+    the time this hub received it."""
+
+    __tablename__ = "federation_capacity"
+    peer: Mapped[str] = mapped_column(HUB_NAME, primary_key=True)
+    summary: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+TABLES = (PeerRow.__table__, PeerNonceRow.__table__, PeerCapacityRow.__table__)

@@ -1,5 +1,6 @@
-"""The peer hubs and accepted nonces kept in the database (issue 12): plain reads and writes;
-validation of what an operator gives lives in ``fabnet.federation.peers``."""
+"""The peer hubs, accepted nonces and peers' advertised capacity kept in the database (issue
+12): plain reads and writes; validation of what an operator or a peer gives lives in
+``fabnet.federation``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import enum
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from fabnet.core.states import TaskState
 from fabnet.errors import Conflict, NotFound
 from fabnet.store.database import Database
-from fabnet.store.peer_models import TABLES, PeerNonceRow, PeerRow
+from fabnet.store.models import TaskRow
+from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
 from fabnet.store.schema_lock import schema_lock
 
 
@@ -178,3 +182,68 @@ class PeerNonces:
 
 class _Seen(Exception):
     """Rolls the write back: the nonce is taken."""
+
+
+@dataclass(frozen=True)
+class StoredCapacity:
+    """A peer's latest capacity summary (its JSON as sent) and when it was made and received."""
+
+    peer: str
+    summary: dict[str, Any]
+    computed_at: datetime
+    received_at: datetime
+
+
+class PeerCapacities:
+    """The latest capacity summary of each peer: one row per peer, replaced only by a newer one
+    (a summary delayed in the network never overwrites a later one)."""
+
+    def __init__(self, db: Database) -> None:
+        self._tables = _Tables(db)
+
+    @property
+    def db(self) -> Database:
+        return self._tables.database()
+
+    def save(self, peer: str, summary: dict[str, Any], computed_at: datetime,
+             received_at: datetime) -> bool:  # fmt: skip
+        """Keep ``summary`` of ``peer``; False (nothing written) if the one kept is as new."""
+        try:
+            with self.db.write() as s:
+                row = s.get(PeerCapacityRow, peer)
+                if row is None:
+                    s.add(PeerCapacityRow(peer=peer, summary=summary, computed_at=computed_at,
+                                          received_at=received_at))  # fmt: skip
+                elif row.computed_at < computed_at:
+                    row.summary, row.computed_at = summary, computed_at
+                    row.received_at = received_at
+                else:
+                    return False
+        except IntegrityError:
+            return False  # another process stored this peer's first summary at the same moment
+        return True
+
+    def get(self, peer: str) -> StoredCapacity | None:
+        with self.db.read() as s:
+            row = s.get(PeerCapacityRow, peer)
+            return _capacity(row) if row is not None else None
+
+    def list(self) -> list[StoredCapacity]:
+        with self.db.read() as s:
+            query = select(PeerCapacityRow).order_by(PeerCapacityRow.peer)
+            return [_capacity(row) for row in s.scalars(query)]
+
+
+def _capacity(row: PeerCapacityRow) -> StoredCapacity:
+    return StoredCapacity(row.peer, dict(row.summary), row.computed_at, row.received_at)
+
+
+def queued_hours_by_material(db: Database) -> dict[str, float]:
+    """Nominal hours of the queued tasks per material, in one GROUP BY (capacity summary)."""
+    query = (
+        select(TaskRow.material, func.sum(TaskRow.estimated_hours))
+        .where(TaskRow.state == TaskState.QUEUED.value)
+        .group_by(TaskRow.material)
+    )
+    with db.read() as s:
+        return {material: float(hours or 0.0) for material, hours in s.execute(query)}

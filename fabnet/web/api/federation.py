@@ -1,18 +1,20 @@
 """Federation over HTTP (issue 12): the operator's routes under ``/api/v1`` (``/peers``: add,
 list, pause, resume, remove, hello; ``/federation/key``) and the endpoints peer hubs call,
-under ``/federation/v1`` (signed requests only, answered signed; see
-``fabnet.federation.signing``)."""
+under ``/federation/v1`` (``hello``, ``capacity``; signed requests only, answered signed;
+see ``fabnet.federation.signing``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from fabnet.errors import InvalidInput
 from fabnet.federation import signing as sg
-from fabnet.federation.inbound import InboundVerifier
+from fabnet.federation.advertise import CapacityService
+from fabnet.federation.inbound import InboundVerifier, Verified
 from fabnet.federation.peers import PeerService, check_terms, peer_json
 from fabnet.federation.replay import ReplayGuard
 from fabnet.store.peers import PeerNonces, Peers
@@ -103,14 +105,15 @@ def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
     skew_s = service.max_skew_s
     nonces = PeerNonces(ctx.store.db)
     verifier = InboundVerifier(service.peers, ReplayGuard(nonces, skew_s), skew_s)
+    capacities = CapacityService(ctx.store, service, ctx.clock)
     blueprint = Blueprint("federation_v1", __name__, url_prefix=PEER_PREFIX)
 
     @blueprint.errorhandler(sg.SignatureRefused)
     def refused(exc: sg.SignatureRefused) -> tuple[Response, int]:
         return jsonify({"error": "SignatureRefused", "message": str(exc)}), exc.status
 
-    @blueprint.post("/hello")
-    def hello() -> Response:
+    def signed(handle: Callable[[Verified, dict[str, Any]], dict[str, Any]]) -> Response:
+        """Verify the request, hand it to ``handle``, answer signed for its nonce."""
         me = service.require_identity()
         body = request.get_data(cache=True)
         verified = verifier.verify(
@@ -121,7 +124,7 @@ def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
             body,
             ctx.clock(),
         )
-        answer = service.hello_received(verified, _json_object(body))
+        answer = handle(verified, _json_object(body))
         raw = json.dumps(answer).encode()
         created = int(ctx.clock().timestamp())
         response = Response(raw, status=200, mimetype="application/json")
@@ -129,6 +132,15 @@ def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
                                             verified.nonce).items():  # fmt: skip
             response.headers[name] = value
         return response
+
+    @blueprint.post("/hello")
+    def hello() -> Response:
+        return signed(service.hello_received)
+
+    @blueprint.post("/capacity")
+    def capacity() -> Response:
+        """A peer's capacity summary (``fabnet.federation.advertise``)."""
+        return signed(capacities.received)
 
     return blueprint
 
