@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fabnet.errors import DeviceError, InvalidInput
-from fabnet.federation.capacity import CapacitySummary, summarize, summary_from_json, summary_json
+from fabnet.federation.capacity import (
+    DEFAULT_MAX_AGE_S,
+    CapacitySummary,
+    summarize,
+    summary_from_json,
+    summary_json,
+)
 from fabnet.federation.client import PeerClient
 from fabnet.federation.inbound import Verified
 from fabnet.federation.peers import PeerService
@@ -24,7 +30,6 @@ from fabnet.store.peers import Peer, PeerCapacities, PeerState, queued_hours_by_
 
 CAPACITY_PATH = "/federation/v1/capacity"
 ADVERTISE_EVERY_S = 60.0
-DEFAULT_MAX_AGE_S = 600.0
 SENT = "sent"
 
 

@@ -22,6 +22,7 @@ from fabnet.core.states import MachineKind, MachineState
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import InvalidInput
 
+DEFAULT_MAX_AGE_S = 600.0  # a summary older than this says nothing about who is idle now
 MAX_LINES = 500  # a hub offers at most this many (kind, material) lines
 MAX_MATERIAL_CHARS = 32
 MAX_VOLUME_MM = 100_000.0

@@ -22,8 +22,8 @@ from fabnet.core.jobs import JobSpec
 from fabnet.core.machines import Machine
 from fabnet.core.states import MachineKind, MachineState
 from fabnet.federation import signing as sg
-from fabnet.federation.advertise import CAPACITY_PATH, DEFAULT_MAX_AGE_S, SENT, CapacityService
-from fabnet.federation.capacity import summarize, summary_json
+from fabnet.federation.advertise import CAPACITY_PATH, SENT, CapacityService
+from fabnet.federation.capacity import DEFAULT_MAX_AGE_S, summarize, summary_json
 from fabnet.federation.keys import HubKey
 from fabnet.federation.peers import PeerService
 from fabnet.store.peers import PeerCapacities, PeerNonces, Peers
