@@ -166,7 +166,7 @@ def idle_fitting(task: OverflowTask, capacity: CapacitySummary) -> int:
 
 
 def choose_peer(task: OverflowTask, slots: Iterable[LocalSlot], peers: Iterable[PeerOption],
-                now: datetime, policy: OverflowPolicy = OverflowPolicy()) -> OverflowDecision:  # fmt: skip
+                now: datetime, policy: OverflowPolicy) -> OverflowDecision:  # fmt: skip
     """The peer to offer ``task`` to, or None with the reason it stays (see the module)."""
     why = why_abroad(task, slots, now, policy)
     if why is None:

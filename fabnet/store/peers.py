@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from fabnet.core.states import TaskState
+from fabnet.core.states import LEASED_TASK_STATES, TaskState
 from fabnet.errors import Conflict, NotFound
 from fabnet.store.database import Database
-from fabnet.store.models import TaskRow
+from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
 from fabnet.store.schema_lock import schema_lock
 
@@ -247,3 +247,60 @@ def queued_hours_by_material(db: Database) -> dict[str, float]:
     )
     with db.read() as s:
         return {material: float(hours or 0.0) for material, hours in s.execute(query)}
+
+
+@dataclass(frozen=True)
+class QueuedForOverflow:
+    """A queued task with what the overflow rule needs beyond the matcher's view: when it was
+    made (how long it has waited) and its design's license."""
+
+    task_id: str
+    kind: str
+    material: str
+    size_mm: tuple[float, float, float]
+    hours: float
+    deadline: datetime | None
+    created_at: datetime
+    license: str
+
+
+def queued_for_overflow(db: Database, limit: int) -> list[QueuedForOverflow]:
+    """Up to ``limit`` queued tasks, oldest first, with their design's license (one join)."""
+    query = (
+        select(TaskRow, DesignRow.license)
+        .join(JobRow, JobRow.id == TaskRow.job_id)
+        .join(DesignRow, DesignRow.id == JobRow.design_id)
+        .where(TaskRow.state == TaskState.QUEUED.value)
+        .order_by(TaskRow.created_at, TaskRow.id)
+        .limit(limit)
+    )
+    with db.read() as s:
+        return [
+            QueuedForOverflow(
+                t.id,
+                t.kind,
+                t.material,
+                (t.size_x_mm, t.size_y_mm, t.size_z_mm),
+                t.estimated_hours,
+                t.deadline,
+                t.created_at,
+                license,
+            )  # fmt: skip
+            for t, license in s.execute(query)
+        ]
+
+
+def remaining_hours_by_machine(db: Database) -> dict[str, float]:
+    """Nominal hours still to run of the tasks each machine holds under a lease (estimated
+    hours times the part not yet done): when a busy machine will be free, roughly."""
+    query = select(TaskRow.machine_id, TaskRow.estimated_hours, TaskRow.progress).where(
+        TaskRow.state.in_([s.value for s in LEASED_TASK_STATES])
+    )
+    left: dict[str, float] = {}
+    with db.read() as s:
+        for machine_id, hours, progress in s.execute(query):
+            if machine_id is None:
+                continue
+            done = min(max(float(progress or 0.0), 0.0), 1.0)
+            left[machine_id] = left.get(machine_id, 0.0) + float(hours) * (1.0 - done)
+    return left
