@@ -104,6 +104,12 @@ def test_capacity_reaches_confirmed_peers_only(pair: tuple[Hub, Hub], tmp_path: 
     assert (summary.idle_machines, dict(summary.queued_hours)) == (2, {"PLA": 1.5})
     assert service(alpha, tmp_path).fresh().keys() == {"beta"}
     assert PeerCapacities(beta.store.db).list() == []  # alpha advertised nothing to beta
+    listed = alpha.operator().get("/api/v1/peers/capacity").get_json()
+    assert [(c["peer"], c["fresh"], c["summary"]["idle_machines"]) for c in listed] == [
+        ("beta", True, 2)]  # fmt: skip
+    own = beta.operator().get("/api/v1/federation/capacity").get_json()
+    assert (own["hub"], own["kinds"], own["materials"]) == ("beta", ["cnc", "fdm"], ["MDF", "PLA"])
+    assert alpha.app.test_client().get("/api/v1/peers/capacity").status_code == 401
 
 
 def test_an_unreachable_peer_is_reported_and_the_others_still_get_it(tmp_path: Path) -> None:

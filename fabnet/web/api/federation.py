@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from fabnet.errors import InvalidInput
 from fabnet.federation import signing as sg
 from fabnet.federation.advertise import CapacityService
+from fabnet.federation.capacity import summary_json
 from fabnet.federation.inbound import InboundVerifier, Verified
 from fabnet.federation.peers import PeerService, check_terms, peer_json
 from fabnet.federation.replay import ReplayGuard
@@ -41,6 +42,18 @@ ADD = Schema(
     ),
 )  # fmt: skip
 PEER = Schema("Peer", (), open=True, description="a peer hub and what is shared with it")
+CAPACITY = Schema(
+    "CapacitySummary",
+    (),
+    open=True,
+    description="kinds, materials, idle machines, largest volumes, queued hours",
+)
+PEER_CAPACITY = Schema(
+    "PeerCapacity",
+    (),
+    open=True,
+    description="a peer's latest capacity summary and whether it is fresh",
+)
 KEY = Schema(
     "FederationKey",
     (
@@ -57,6 +70,7 @@ def peer_service(ctx: ApiContext) -> PeerService:
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     service = peer_service(ctx)
+    capacities = CapacityService(ctx.store, service, ctx.clock)
     ops = (OPERATOR,)
 
     @routes.route("GET", "/federation/key", summary="This hub's name and public key (operators)",
@@ -64,6 +78,19 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     def federation_key(user: object) -> dict[str, Any]:
         me = service.require_identity()
         return {"name": me.name, "key": me.key.public.text, "key_id": me.key.key_id}
+
+    @routes.route("GET", "/federation/capacity", roles=ops, response=CAPACITY,
+                  summary="This hub's capacity summary as advertised to peers (operators)")  # fmt: skip
+    def federation_capacity(user: object) -> dict[str, Any]:
+        return summary_json(capacities.summary())
+
+    @routes.route("GET", "/peers/capacity", roles=ops, response=ListOf(PEER_CAPACITY),
+                  summary="Each peer's latest capacity summary and whether it is still fresh "
+                  "(operators)")  # fmt: skip
+    def peers_capacity(user: object) -> list[dict[str, Any]]:
+        fresh = capacities.fresh()
+        return [{"peer": c.peer, "fresh": c.peer in fresh, "received_at": c.received_at.isoformat(),
+                 "summary": c.summary} for c in capacities.capacities.list()]  # fmt: skip
 
     @routes.route("GET", "/peers", summary="Peer hubs (operators)", roles=ops,
                   response=ListOf(PEER))  # fmt: skip
