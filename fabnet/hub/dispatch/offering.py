@@ -17,6 +17,7 @@ from fabnet.core.tasks import Transition
 from fabnet.hub.designs import estimate_part
 from fabnet.hub.dispatch.context import DispatchContext
 from fabnet.hub.dispatch.hearing import HearingGate
+from fabnet.hub.economy.budget import BudgetGuard
 from fabnet.hub.machines import split_machine_id
 from fabnet.store.tasks import Due
 
@@ -44,6 +45,8 @@ class Offering:
         # free (``_recheck``), so they are not offered again and again, nor lost for good.
         self._elsewhere: set[str] = set()
         self._rechecked_at: datetime | None = None
+        # a budgeted job's task avoids idle machines whose price is over its cap (issue 11)
+        self._budget = BudgetGuard(ctx.store, ctx.designs)
 
     def tick(self, now: datetime) -> Due:
         """Sweep what is due and offer what is queued. One read (``Tasks.due``) first says
@@ -117,6 +120,7 @@ class Offering:
         def match(requests: list[TaskRequest]) -> list[tuple[str, ev.TaskOffered]]:
             nonlocal seen
             seen = len(requests)
+            requests = self._budget.restrict(requests, ctx.index.available())
             matched = ctx.index.match(requests, now)
             # Another dispatcher may have given one of these machines work this one did not
             # hear of (shared subscriptions split the machines' messages): ask the store.
