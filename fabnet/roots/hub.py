@@ -211,6 +211,7 @@ class Hub:
             max_machines_per_agent=self.config.max_machines_per_agent,
             max_consecutive_failures=self.config.max_consecutive_failures,
             metrics=self.metrics,
+            economy_terms=self.config.economy,
         )
 
     def _make_app(self, service: HubService, commands: HubCommands) -> WSGIApplication:

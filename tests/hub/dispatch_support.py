@@ -13,6 +13,7 @@ from pathlib import Path
 from fabnet.bus import messages as m
 from fabnet.bus.client import DeliveryTag
 from fabnet.bus.topics import Topic, TopicKind
+from fabnet.core.credits import Terms
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatch import Dispatcher, InMemoryBus
@@ -104,7 +105,10 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60) 
 
 
 def make_rig(
-    tmp_path: Path, url: str | None = None, metrics: HubMetrics = NULL_METRICS
+    tmp_path: Path,
+    url: str | None = None,
+    metrics: HubMetrics = NULL_METRICS,
+    economy_terms: Terms | None = None,
 ) -> Iterator[Rig]:
     store = Store(url or f"sqlite:///{tmp_path / 'hub' / 'hub.db'}")
     clock = Clock()
@@ -114,7 +118,8 @@ def make_rig(
     bus = InMemoryBus()
     dispatcher = Dispatcher(store, bus, designs, artifacts, "http://hub.test", lease_s=LEASE_S,
                             offer_timeout_s=OFFER_S, clock=clock,
-                            production_grace_s=GRACE_S, metrics=metrics)  # fmt: skip
+                            production_grace_s=GRACE_S, metrics=metrics,
+                            economy_terms=economy_terms)  # fmt: skip
     service = HubService(store, designs, dispatcher.cancel_job, clock=clock)
     dispatcher.start()
     try:

@@ -13,6 +13,7 @@ import pytest
 from dispatch_support import AGENT, Rig, make_rig
 
 from fabnet.bus import messages as m
+from fabnet.core.credits import Terms
 from fabnet.core.machines import Machine
 from fabnet.core.matching import MachineIndex, TaskRequest
 from fabnet.core.states import MachineKind, MachineState
@@ -58,6 +59,26 @@ def test_a_budgeted_task_waits_for_a_machine_within_its_cap(rig: Rig) -> None:
     rig.status(CHEAP)
     rig.wait_sent(m.TaskOffer, 2)
     assert offers(rig) == {plain_task.task_id: DEAR, budgeted_task.task_id: CHEAP}
+
+
+def test_the_matcher_prices_with_the_hubs_configured_fee(tmp_path: Path) -> None:
+    """[economy] fee_percent reaches the dispatcher: a cap that fits the cheap machine at the
+    default fee does not fit it at the hub's 50 %, so the budgeted task is not offered."""
+    for rig in make_rig(tmp_path, economy_terms=Terms(fee_bp=5000)):
+        rig.status(CHEAP)
+        rig.status(CHEAP, m.MachineState.BUSY)
+        now = rig.clock()
+        rig.store.prices.set(f"{AGENT}/{CHEAP}", 100, {"PLA": 1000}, AGENT, now)
+        rig.store.accounts.add_user("rita", "password1", ["requester"], now)
+        rig.store.credits.grant("seed", "rita", 10**9, now)
+        economy = Economy(rig.service, clock=rig.clock)  # quotes at the default 10 % fee
+        quote = {q.machine_id: q.total_mc for q in economy.quote(CUBE, 1, "PLA").quote.machines}
+        economy.submit(JobRequest(CUBE, 1, "PLA", requester="rita"), quote[f"{AGENT}/{CHEAP}"] + 1)
+        rig.status(CHEAP)
+        rig.tick()
+        rig.clock.advance(10)
+        rig.tick()
+        assert offers(rig) == {}
 
 
 def test_the_index_lists_the_machines_a_match_may_use() -> None:

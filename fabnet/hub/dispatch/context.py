@@ -13,6 +13,7 @@ from datetime import datetime
 from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.bus.drops import DropLog
+from fabnet.core.credits import Terms
 from fabnet.core.jobs import JobSpec
 from fabnet.core.matching import MachineIndex
 from fabnet.errors import NotFound
@@ -39,6 +40,9 @@ class DispatchSettings:
     offer_s: float
     max_machines_per_agent: int
     production_grace_s: float
+    # The hub's [economy] terms (fee on top of makers' prices) as the budget guard's defaults;
+    # terms an operator stored through the API win. None: fabnet's default terms.
+    economy_terms: Terms | None = None
 
     @property
     def claim_lease_s(self) -> float:

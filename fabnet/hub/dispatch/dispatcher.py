@@ -24,6 +24,7 @@ from fabnet.bus import messages as msg
 from fabnet.bus.client import DeliveryTag
 from fabnet.bus.drops import DropLog
 from fabnet.bus.topics import Topic
+from fabnet.core.credits import Terms
 from fabnet.errors import FabnetError
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
@@ -67,6 +68,7 @@ class Dispatcher:
         metrics: HubMetrics = NULL_METRICS,
         production_grace_s: float = DEFAULT_PRODUCTION_GRACE_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        economy_terms: Terms | None = None,
     ) -> None:
         settings = DispatchSettings(
             public_url=public_url.rstrip("/"),
@@ -74,6 +76,7 @@ class Dispatcher:
             offer_s=offer_timeout_s,
             max_machines_per_agent=max_machines_per_agent,
             production_grace_s=production_grace_s,
+            economy_terms=economy_terms,
         )
         self._ctx = DispatchContext(
             store, bus, designs, artifacts, settings, clock, metrics, max_consecutive_failures

@@ -46,7 +46,7 @@ class Offering:
         self._elsewhere: set[str] = set()
         self._rechecked_at: datetime | None = None
         # a budgeted job's task avoids idle machines whose price is over its cap (issue 11)
-        self._budget = BudgetGuard(ctx.store, ctx.designs)
+        self._budget = BudgetGuard(ctx.store, ctx.designs, ctx.settings.economy_terms)
 
     def tick(self, now: datetime) -> Due:
         """Sweep what is due and offer what is queued. One read (``Tasks.due``) first says
