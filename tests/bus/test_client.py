@@ -292,6 +292,22 @@ def test_a_failing_handler_is_counted_and_does_not_stop_the_loop(mosquitto: Brok
         assert agent.counters().handler_errors == 1 and agent.counters().handled == 1
 
 
+def until_the_hub_hears(mosquitto: BrokerHandle, inbox: Received) -> None:
+    """Wait until the hub's subscriptions are live: ``wait_connected`` returns at the CONNACK,
+    and the SUBACK comes after it, so a message published in between would miss the hub. Bob
+    sends probes until one arrives (callers skip bob's messages)."""
+    probe_topic = topics.machine_events("bob", MACHINE)
+    with running(BusClient(mosquitto.settings("bob"))) as probe:
+        for _ in range(100):
+            probe.publish(probe_topic, m.TaskAccepted(machine=MACHINE, task_id="probe", attempt=1))
+            try:
+                inbox.get(timeout=0.2)
+                return
+            except queue.Empty:
+                continue
+    raise AssertionError("the hub's subscriptions never became live")
+
+
 def test_publish_before_connect_is_queued_bounded_and_delivered(mosquitto: BrokerHandle) -> None:
     inbox, to_hub = collector()
     agent = BusClient(mosquitto.settings(AGENT, max_queued=3))
@@ -305,9 +321,12 @@ def test_publish_before_connect_is_queued_bounded_and_delivered(mosquitto: Broke
     )
     assert not telemetry.wait(0.1)  # QoS 0 while offline is dropped, not queued
     assert agent.counters().refused == 1
-    with running(hub_client(mosquitto, to_hub)), running(agent):
-        assert all(d.wait(5) for d in deliveries)
-        assert [next_of(inbox, m.TaskAccepted).id for _ in queued] == [e.id for e in queued]
+    with running(hub_client(mosquitto, to_hub)):
+        until_the_hub_hears(mosquitto, inbox)
+        with running(agent):
+            assert all(d.wait(5) for d in deliveries)
+            heard = [next_of(inbox, m.TaskAccepted, agent=AGENT).id for _ in queued]
+            assert heard == [e.id for e in queued]
 
 
 def test_wrong_password_never_connects_and_says_why(mosquitto: BrokerHandle) -> None:
