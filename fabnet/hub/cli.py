@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ def hub_command(config_path: Path, role: str) -> None:
     default=None,
     help="Submit for this user (operators only); default: the token's own user.",
 )
+@click.option(
+    "--budget",
+    default=None,
+    help="Most the job may cost, in credits (e.g. 12.5): held from your credits at submit.",
+)
 @HUB_URL
 @TOKEN
 def submit_command(
@@ -72,6 +78,7 @@ def submit_command(
     priority: int,
     deadline: str | None,
     requester: str | None,
+    budget: str | None,
     hub_url: str,
     token: str,
 ) -> None:
@@ -86,10 +93,29 @@ def submit_command(
     }
     if requester is not None:
         body["requester"] = requester
+    if budget is not None:
+        body["budget_cap_mc"] = _milli_credits(budget)
     job = HubClient(hub_url, token).call("POST", "/jobs", body)
     click.echo(
         f"job {job['id']}: {job['quantity']} x {design} in {job['material']} ({job['state']})"
     )
+
+
+def _milli_credits(text: str) -> int:
+    """``--budget`` in credits, exactly (Decimal: no float rounding), as milli-credits."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise click.BadParameter(
+            f"must be a number of credits, got {text!r}", param_hint="--budget"
+        ) from None
+    mc = value * 1000
+    if not value.is_finite() or value <= 0 or mc != mc.to_integral_value():
+        raise click.BadParameter(
+            f"must be a positive number of credits with at most 3 decimals, got {text!r}",
+            param_hint="--budget",
+        )
+    return int(mc)
 
 
 @click.group("jobs")

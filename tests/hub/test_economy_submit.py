@@ -178,6 +178,14 @@ def test_fabnet_submit_with_credits_holds_them(served: tuple[App, str]) -> None:
     held = hub.held(job_id)
     assert held > 0 and hub.balance("rita") == 50_000 - held
 
+    # --budget names the cap in credits, exactly: 12.345 credits are 12,345 mc held
+    budgeted = CliRunner().invoke(submit_command, [*args, "--budget", "12.345"])
+    assert budgeted.exit_code == 0, budgeted.output
+    assert hub.held(budgeted.output.split()[1].rstrip(":")) == 12_345
+    for bad in ("-1", "0", "1.0005", "lots", "nan"):
+        refused = CliRunner().invoke(submit_command, [*args, "--budget", bad])
+        assert refused.exit_code == 2 and "--budget" in refused.output, (bad, refused.output)
+
 
 def test_the_configs_economy_reaches_the_api(tmp_path: Path) -> None:
     config = write_network(tmp_path / "net", 1883, (), http_port=5000).hub_config

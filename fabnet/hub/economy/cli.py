@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import click
 
-from fabnet.core.credits import MILLI
 from fabnet.hub.cli import HUB_URL, TOKEN
+from fabnet.hub.economy.statements import credits_text
 from fabnet.hub.rest_client import HubClient
-
-
-def credits_text(mc: int | None) -> str:
-    """Milli-credits as credits with three decimals (exact: integer arithmetic)."""
-    if mc is None:
-        return "-"
-    sign = "-" if mc < 0 else ""
-    whole, milli = divmod(abs(mc), MILLI)
-    return f"{sign}{whole}.{milli:03d}"
 
 
 @click.command("quote")
