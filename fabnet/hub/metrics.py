@@ -54,6 +54,19 @@ HTTP_BUCKETS_S = (
 )
 
 
+# BusCounters field -> the metric it is exposed as, and its help text (one per client).
+BUS_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("received", "fabnet_bus_messages_received", "MQTT messages that arrived, valid or not."),
+    ("handled", "fabnet_bus_messages_handled", "Arrived messages a handler took without error."),
+    ("published", "fabnet_bus_messages_published",
+     "Messages published (sent, or queued while offline)."),
+    ("handler_errors", "fabnet_bus_handler_errors", "Arrived messages whose handler raised."),
+    ("refused", "fabnet_bus_refused",
+     "Publishes or subscriptions the broker refused, or a full queue."),
+    ("connects", "fabnet_bus_connects", "Connections made to the broker (reconnects included)."),
+)  # fmt: skip
+
+
 class _BusCollector(Collector):
     """Reads each watched bus client's counters at scrape time (they are kept by the client)."""
 
@@ -69,25 +82,9 @@ class _BusCollector(Collector):
         with self._lock:
             watched = sorted(self._watched.items())
         families = {
-            "received": CounterMetricFamily(
-                "fabnet_bus_messages_received", "MQTT messages that arrived, valid or not.",
-                labels=["client"]),
-            "handled": CounterMetricFamily(
-                "fabnet_bus_messages_handled", "Arrived messages a handler took without error.",
-                labels=["client"]),
-            "published": CounterMetricFamily(
-                "fabnet_bus_messages_published", "Messages published (sent, or queued while offline).",
-                labels=["client"]),
-            "handler_errors": CounterMetricFamily(
-                "fabnet_bus_handler_errors", "Arrived messages whose handler raised.",
-                labels=["client"]),
-            "refused": CounterMetricFamily(
-                "fabnet_bus_refused", "Publishes or subscriptions the broker refused, or a full queue.",
-                labels=["client"]),
-            "connects": CounterMetricFamily(
-                "fabnet_bus_connects", "Connections made to the broker (reconnects included).",
-                labels=["client"]),
-        }  # fmt: skip
+            field: CounterMetricFamily(name, help_text, labels=["client"])
+            for field, name, help_text in BUS_COUNTERS
+        }
         dropped = CounterMetricFamily(
             "fabnet_bus_messages_dropped",
             "Arrived messages rejected (logged and not handled), by reason.",
