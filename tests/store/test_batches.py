@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, event, func, select
+from store_jobs_support import submit
 
 from fabnet.core.events import (
     TaskAccepted,
@@ -19,10 +20,9 @@ from fabnet.core.events import (
     TaskProgressed,
     TaskStarted,
 )
-from fabnet.core.jobs import JobSpec
 from fabnet.core.machines import Machine
 from fabnet.core.matching import TaskRequest
-from fabnet.core.states import IgnoreReason, JobState, MachineKind, TaskState
+from fabnet.core.states import IgnoreReason, JobState, TaskState
 from fabnet.core.tasks import Ignored, Transition
 from fabnet.errors import InvalidInput, NotFound
 from fabnet.store import Store
@@ -30,21 +30,6 @@ from fabnet.store.models import EventRow, LedgerRow, TaskRow
 
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 Fleet = Callable[..., list[Machine]]
-
-
-def submit(store: Store, quantity: int, job_id: str = "b" * 32) -> list[str]:
-    spec = JobSpec(
-        job_id=job_id,
-        requester="req",
-        design_id="ab" * 32,
-        kind=MachineKind.FDM,
-        material="PLA",
-        quantity=quantity,
-        part_size_mm=(20.0, 20.0, 20.0),
-        hours_per_part=0.1,
-    )
-    store.jobs.submit(spec, NOW)
-    return [t.task_id for t in store.tasks.find(job_id=job_id)]
 
 
 class Commits:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
+from store_jobs_support import submit
 
 from fabnet.core.events import (
     TaskAccepted,
@@ -25,10 +26,9 @@ from fabnet.core.events import (
     TaskReleased,
     TaskStarted,
 )
-from fabnet.core.jobs import JobSpec
 from fabnet.core.machines import Machine
 from fabnet.core.matching import TaskRequest
-from fabnet.core.states import MachineKind, TaskState
+from fabnet.core.states import TaskState
 from fabnet.store import Store
 from fabnet.store.counts import Counts
 from fabnet.store.job_counts import COLUMNS
@@ -97,21 +97,6 @@ def kept(store: Store) -> dict[str, dict[TaskState, int]]:
     return {info.spec.job_id: info.tasks_by_state for info in store.jobs.find(limit=10_000)}
 
 
-def submit(store: Store, job_id: str, quantity: int = TASKS) -> list[str]:
-    spec = JobSpec(
-        job_id=job_id,
-        requester="req",
-        design_id="ab" * 32,
-        kind=MachineKind.FDM,
-        material="PLA",
-        quantity=quantity,
-        part_size_mm=(20.0, 20.0, 20.0),
-        hours_per_part=0.1,
-    )
-    store.jobs.submit(spec, NOW)
-    return [t.task_id for t in store.tasks.find(job_id=job_id)]
-
-
 def run(
     store: Store, tasks: list[str], job_id: str, step: tuple[object, ...], at: datetime
 ) -> None:
@@ -158,7 +143,7 @@ def test_kept_counts_equal_a_recount(
     if not store.catalog.list_makers():
         fleet(makers=2, per_maker=2)
     job_id = uuid.uuid4().hex
-    tasks = submit(store, job_id)
+    tasks = submit(store, TASKS, job_id)
     at = NOW
     for step in steps:
         at += timedelta(seconds=10)
@@ -173,8 +158,8 @@ def test_kept_counts_equal_a_recount(
 
 def test_counts_of_an_older_database_are_filled_in_on_start(store: Store, fleet: Fleet) -> None:
     fleet(makers=1, per_maker=1)
-    tasks = submit(store, "f" * 32)
-    submit(store, "0" * 32, quantity=2)
+    tasks = submit(store, TASKS, "f" * 32)
+    submit(store, 2, "0" * 32)
     store.apply_event(tasks[0], TaskOffered(machine_id="k0-m0"), NOW)
     store.apply_event(tasks[1], TaskCancelled(), NOW)
     with store.db.write() as s:  # as an older fabnet left them: no counts at all

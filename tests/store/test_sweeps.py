@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, select
+from store_jobs_support import submit
 
 from fabnet.core.events import (
     TaskAccepted,
@@ -18,9 +19,8 @@ from fabnet.core.events import (
     TaskOffered,
     TaskProgressed,
 )
-from fabnet.core.jobs import JobSpec
 from fabnet.core.machines import Machine
-from fabnet.core.states import MachineKind, TaskState
+from fabnet.core.states import TaskState
 from fabnet.core.tasks import Transition
 from fabnet.store import Store
 from fabnet.store.models import TaskRow
@@ -29,21 +29,6 @@ NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)  # past every offer (30 s) and lease (60 s) made at NOW
 Fleet = Callable[..., list[Machine]]
 JOB = "e" * 32
-
-
-def submit(store: Store, quantity: int) -> list[str]:
-    spec = JobSpec(
-        job_id=JOB,
-        requester="req",
-        design_id="ab" * 32,
-        kind=MachineKind.FDM,
-        material="PLA",
-        quantity=quantity,
-        part_size_mm=(20.0, 20.0, 20.0),
-        hours_per_part=0.1,
-    )
-    store.jobs.submit(spec, NOW)
-    return [t.task_id for t in store.tasks.find(job_id=JOB)]
 
 
 def offer(store: Store, tasks: list[str], machine: str, at: datetime = NOW) -> None:
@@ -81,7 +66,7 @@ def test_a_sweep_skips_rows_another_dispatcher_holds(
     store: Store, other: Store, fleet: Fleet, sweep: str
 ) -> None:
     fleet(makers=1, per_maker=1)
-    tasks = submit(store, 10)
+    tasks = submit(store, 10, JOB)
     if sweep == "expire_leases":
         claim(store, tasks, "k0-m0")
     else:
@@ -108,7 +93,7 @@ def test_two_dispatchers_sweeping_together_expire_each_task_once(
     store: Store, other: Store, fleet: Fleet
 ) -> None:
     fleet(makers=1, per_maker=2)
-    tasks = submit(store, 60)
+    tasks = submit(store, 60, JOB)
     claim(store, tasks[:30], "k0-m0")
     offer(store, tasks[30:], "k0-m1")
     start = threading.Barrier(2)
@@ -138,7 +123,7 @@ def test_two_dispatchers_sweeping_together_expire_each_task_once(
 
 def test_claimed_unassigned_finds_old_claims_oldest_first(store: Store, fleet: Fleet) -> None:
     fleet(makers=1, per_maker=2)
-    early, late, assigned, queued = submit(store, 4)
+    early, late, assigned, queued = submit(store, 4, JOB)
     claim(store, [early], "k0-m0", NOW)
     claim(store, [late], "k0-m1", NOW + timedelta(minutes=10))
     claim(store, [assigned], "k0-m0", NOW)
