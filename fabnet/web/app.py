@@ -24,6 +24,7 @@ from fabnet.store.counts import Counts
 from fabnet.store.listings import Listings
 from fabnet.web.api import PREFIX, ApiContext, BrokerSettings, make_api
 from fabnet.web.api.federation import make_peer_endpoints
+from fabnet.web.api.federation_handlers import peer_handlers
 from fabnet.web.auth import init_auth
 from fabnet.web.health import make_health
 from fabnet.web.http_status import status_for
@@ -106,7 +107,9 @@ def create_app(
     )
     blueprint, endpoints = make_api(ctx)
     app.register_blueprint(blueprint, url_prefix=PREFIX)
-    app.register_blueprint(make_peer_endpoints(ctx))  # /federation/v1, signed by peer hubs
+    app.register_blueprint(
+        make_peer_endpoints(ctx, peer_handlers(ctx))
+    )  # /federation/v1, signed by peer hubs
     app.extensions["fabnet_api_endpoints"] = endpoints
     app.extensions["fabnet_api_context"] = ctx
     # --- dashboard (pages, /events, /assets): owned by fabnet/web/dashboard ---

@@ -6,7 +6,7 @@ see ``fabnet.federation.signing``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -126,8 +126,13 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
         return peer_json(service.hello(name))
 
 
-def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
-    """The blueprint peer hubs call (mount as is: its prefix is ``PEER_PREFIX``)."""
+PeerHandler = Callable[[Verified, dict[str, Any]], dict[str, Any]]
+
+
+def make_peer_endpoints(ctx: ApiContext, handlers: Mapping[str, PeerHandler]) -> Blueprint:
+    """The blueprint peer hubs call (mount as is: its prefix is ``PEER_PREFIX``): ``hello``
+    and ``capacity`` here, and ``handlers`` (path under the prefix -> handler, from
+    ``fabnet.web.api.federation_handlers``) for the work exchanged."""
     service = peer_service(ctx)
     skew_s = service.max_skew_s
     nonces = PeerNonces(ctx.store.db)
@@ -139,7 +144,7 @@ def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
     def refused(exc: sg.SignatureRefused) -> tuple[Response, int]:
         return jsonify({"error": "SignatureRefused", "message": str(exc)}), exc.status
 
-    def signed(handle: Callable[[Verified, dict[str, Any]], dict[str, Any]]) -> Response:
+    def signed(handle: PeerHandler) -> Response:
         """Verify the request, hand it to ``handle``, answer signed for its nonce."""
         me = service.require_identity()
         body = request.get_data(cache=True)
@@ -169,7 +174,15 @@ def make_peer_endpoints(ctx: ApiContext) -> Blueprint:
         """A peer's capacity summary (``fabnet.federation.advertise``)."""
         return signed(capacities.received)
 
+    for path, handle in handlers.items():
+        blueprint.add_url_rule(path, f"peer{path.replace('/', '_')}", _signed_view(signed, handle),
+                               methods=["POST"])  # fmt: skip
     return blueprint
+
+
+def _signed_view(signed: Callable[[PeerHandler], Response],
+                 handle: PeerHandler) -> Callable[[], Response]:  # fmt: skip
+    return lambda: signed(handle)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
