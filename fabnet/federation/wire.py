@@ -49,6 +49,17 @@ def peer_of_machine(machine_id: str | None) -> str | None:
     return None
 
 
+def peer_requester(hub: str) -> str:
+    """The requester of the job a peer hub makes for origin ``hub`` (also its ledger account:
+    what that hub owes for the work, ``fabnet.federation.settlement``)."""
+    return PEER_MACHINE_PREFIX + hub
+
+
+def peer_of_requester(requester: str | None) -> str | None:
+    """The origin hub a job is made for; None for a job of a person."""
+    return peer_of_machine(requester)
+
+
 @dataclass(frozen=True)
 class DesignPackage:
     """A design as it travels: its record (name, author, license, version, attribution) and
