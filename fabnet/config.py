@@ -88,11 +88,26 @@ class BrokerConfig:
 class FederationConfig:
     """``[federation]`` (issue 12): this hub's name among its peers (default: its id), the file
     holding its Ed25519 private key (default: ``<data_dir>/federation/hub_ed25519.pem``,
-    made on first use) and the clock skew allowed on a signed request between hubs."""
+    made on first use) and the clock skew allowed on a signed request between hubs.
+
+    The federation tick (``fabnet.federation.tick``) runs every ``tick_s`` in dispatching
+    roles: it advertises this hub's capacity every ``advertise_every_s``, offers abroad the
+    tasks that waited ``overflow_after_s`` (or that home cannot serve), believing a peer's
+    capacity for ``capacity_max_age_s``; a peer holds a task for ``peer_lease_s`` after its
+    last report and has ``transfer_timeout_s`` to answer a transfer (the offer's timeout).
+    """
 
     name: str
     key_file: Path
     max_clock_skew_s: float = 300.0
+    # the same defaults as advertise.ADVERTISE_EVERY_S, capacity.DEFAULT_MAX_AGE_S and
+    # overflow.DEFAULT_MAX_WAIT (a test keeps them equal: reading a config imports none of them)
+    tick_s: float = 5.0
+    advertise_every_s: float = 60.0
+    capacity_max_age_s: float = 600.0
+    overflow_after_s: float = 24 * 3600.0
+    peer_lease_s: float = 900.0
+    transfer_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -261,13 +276,28 @@ def _economy(table: TableReader) -> Terms:
 
 def _federation(table: TableReader, hub_id: str, data_dir: Path) -> FederationConfig:
     """``[federation]``: ``name`` (checked as ids are: it travels in headers and topics),
-    ``key_file`` and ``max_clock_skew_s``."""
+    ``key_file``, ``max_clock_skew_s`` and the timings of the federation tick. A capacity
+    summary must outlive the advertising period, or a peer's summary goes stale between two
+    advertisements and it is never offered work."""
     key_file = table.path("key_file", "")
-    return FederationConfig(
+    day, fed = 86400.0, FederationConfig
+    config = FederationConfig(
         name=_canonical(table, "name", check_id, table.text("name", hub_id)),
         key_file=key_file or data_dir / "federation" / "hub_ed25519.pem",
-        max_clock_skew_s=table.number("max_clock_skew_s", 1, 3600, 300),
+        max_clock_skew_s=table.number("max_clock_skew_s", 1, 3600, fed.max_clock_skew_s),
+        tick_s=table.number("tick_s", 0.2, 3600, fed.tick_s),
+        advertise_every_s=table.number("advertise_every_s", 1, day, fed.advertise_every_s),
+        capacity_max_age_s=table.number("capacity_max_age_s", 1, 7 * day, fed.capacity_max_age_s),
+        overflow_after_s=table.number("overflow_after_s", 1, 365 * day, fed.overflow_after_s),
+        peer_lease_s=table.number("peer_lease_s", 5, 30 * day, fed.peer_lease_s),
+        transfer_timeout_s=table.number("transfer_timeout_s", 1, 3600, fed.transfer_timeout_s),
     )
+    if config.capacity_max_age_s <= config.advertise_every_s:
+        raise ConfigError(
+            f"{table.source('capacity_max_age_s')} must be greater than advertise_every_s "
+            f"({config.advertise_every_s:g}), got {config.capacity_max_age_s:g}"
+        )
+    return config
 
 
 def _token_secret(hub: TableReader) -> str:

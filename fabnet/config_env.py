@@ -47,7 +47,19 @@ HUB_KEYS: Mapping[str, frozenset[str]] = {
             "require_credits",
         }
     ),
-    "federation": frozenset({"name", "key_file", "max_clock_skew_s"}),  # issue 12
+    "federation": frozenset(  # issue 12
+        {
+            "name",
+            "key_file",
+            "max_clock_skew_s",
+            "tick_s",
+            "advertise_every_s",
+            "capacity_max_age_s",
+            "overflow_after_s",
+            "peer_lease_s",
+            "transfer_timeout_s",
+        }
+    ),
 }
 AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "agent": frozenset({"id", "hub_url", "data_dir"}),
