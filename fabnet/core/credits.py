@@ -11,12 +11,19 @@ Balances are sums of legs, never kept apart. The accounts:
 * ``escrow:<job_id>`` — a job's budget cap, held at submit, paid out at acceptance, the rest
   refunded when the job is settled;
 * ``hub:fees`` — the network fee; ``hub:issued`` — credits granted into the network (its
-  balance is minus the credits in circulation, so the sum over all accounts stays zero).
+  balance is minus the credits in circulation, so the sum over all accounts stays zero);
+* ``peer:<hub>`` — a peer hub (issue 12): on the hub that makes a peer's part, the payer of
+  that work; on the hub that sent it, what is owed to the peer. The two hubs' accounts of each
+  other mirror (one's balance is minus the other's); the peers settle between operators, so
+  no debt limit applies;
+* ``hub:federation`` — the clearing account between a hub's requesters and its peers: owed
+  to a peer when it reports a part done, paid back by the requester who accepts it.
+
+Quotes live in ``fabnet.core.quotes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,6 +40,8 @@ KEY_MAX = 200
 ACCOUNT_MAX = 250
 FEE_ACCOUNT = "hub:fees"
 ISSUE_ACCOUNT = "hub:issued"
+FEDERATION_ACCOUNT = "hub:federation"
+PEER_PREFIX = "peer:"  # as ``fabnet.federation.wire``'s peer machine and requester names
 DEFAULT_PER_HOUR_MC = 1000  # 1 credit per machine-hour until the maker sets a price
 DEFAULT_FEE_BP = 1000  # 10 %
 DEFAULT_CREDIT_VALUE_MILLI = 1000  # 1 credit = 1.000 currency unit
@@ -54,11 +63,38 @@ def escrow_account(job_id: str) -> str:
     return f"escrow:{job_id}"
 
 
+def peer_account(hub: str) -> str:
+    """The account of peer hub ``hub`` on this hub's books."""
+    if not hub:
+        raise InvalidInput("a peer account needs the peer hub's name, got ''")
+    return PEER_PREFIX + hub
+
+
+def peer_of_account(account: str) -> str | None:
+    """The peer hub an account belongs to; None for every other account."""
+    if not account.startswith(PEER_PREFIX):
+        return None
+    return account[len(PEER_PREFIX) :] or None
+
+
+def requester_account(requester: str) -> str:
+    """The account that pays for a job of ``requester``: a person's own, or, for a job a peer
+    hub asked for (requester ``peer:<hub>``), that peer's."""
+    return requester if peer_of_account(requester) else user_account(requester)
+
+
+def debt_limit_of(account: str, terms: Terms) -> int | None:
+    """How far ``account`` may commit below zero (mc); None: no limit (a peer hub: the
+    operators settle between them)."""
+    return None if peer_of_account(account) else terms.debt_limit_mc
+
+
 class PostingKind(StrEnum):
     GRANT = "grant"  # hub:issued -> a user (the operator hands out credits)
     HOLD = "hold"  # requester -> escrow:<job> at submit (the job's cap)
     PAYMENT = "payment"  # escrow (or requester) -> maker + hub:fees at acceptance
     REFUND = "refund"  # escrow:<job> -> requester once the job is settled
+    PEER_WORK = "peer_work"  # hub:federation -> peer:<hub> when a peer reports a part done
 
 
 def grant_key(ref: str) -> str:
@@ -76,6 +112,12 @@ def pay_key(task_id: str) -> str:
 
 def refund_key(job_id: str) -> str:
     return f"refund:{job_id}"
+
+
+def peer_work_key(hub: str, origin_task_id: str) -> str:
+    """One per (peer, task of this hub): a peer's DONE report sent again, late, or after a
+    restart records what is owed once."""
+    return f"peer-work:{hub}:{origin_task_id}"
 
 
 def _amount(name: str, value: int) -> None:
@@ -286,10 +328,10 @@ def payment(
     return Posting(pay_key(task_id), PostingKind.PAYMENT, tuple(legs), at, job_id, task_id)
 
 
-def can_commit(balance_mc: int, amount_mc: int, debt_limit_mc: int) -> bool:
+def can_commit(balance_mc: int, amount_mc: int, debt_limit_mc: int | None) -> bool:
     """Whether an account holding ``balance_mc`` may commit ``amount_mc`` more, going at most
-    ``debt_limit_mc`` below zero."""
-    return balance_mc - amount_mc >= -debt_limit_mc
+    ``debt_limit_mc`` below zero (None: no limit)."""
+    return debt_limit_mc is None or balance_mc - amount_mc >= -debt_limit_mc
 
 
 def task_budget_mc(remaining_mc: int, tasks_left: int) -> int:
@@ -316,83 +358,6 @@ def fits_budget(
         return True
     per_kg = price.per_kg_mc.get(material, default_per_kg_mc)
     return with_fee(price_mc(price.per_hour_mc, per_kg, hours, grams), fee_bp) <= budget_mc
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An eligible machine as a quote sees it: its speed and its price for the material."""
-
-    machine_id: str
-    maker_id: str
-    speed_factor: float
-    per_hour_mc: int
-    per_kg_mc: int
-
-
-@dataclass(frozen=True)
-class MachineQuote:
-    machine_id: str
-    maker_id: str
-    hours_per_part: float
-    total_mc: int  # the whole quantity, fee included
-
-
-@dataclass(frozen=True)
-class Quote:
-    """Prices for the whole quantity, fee included (None when no machine can make it);
-    ``eta_hours``: time to completion given the queue; machines cheapest first."""
-
-    quantity: int
-    lowest_mc: int | None
-    typical_mc: int | None
-    highest_mc: int | None
-    eta_hours: float | None
-    machines: tuple[MachineQuote, ...]
-
-
-def quote(
-    candidates: Sequence[Candidate],
-    hours_per_part: float,
-    grams_per_part: float,
-    quantity: int,
-    fee_bp: int,
-    queue_hours: float = 0.0,
-) -> Quote:
-    """Price ``quantity`` parts (one per task) on each candidate: lowest, typical (the median
-    machine) and highest, and when the job would be done if the candidates worked off the
-    ``queue_hours`` ahead of it and then its parts in parallel."""
-    if quantity < 1:
-        raise InvalidInput(f"quantity must be >= 1, got {quantity}")
-    if not candidates:
-        return Quote(quantity, None, None, None, None, ())
-    rows = []
-    for c in candidates:
-        hours = hours_per_part / c.speed_factor
-        part = with_fee(price_mc(c.per_hour_mc, c.per_kg_mc, hours, grams_per_part), fee_bp)
-        rows.append(MachineQuote(c.machine_id, c.maker_id, hours, part * quantity))
-    rows.sort(key=lambda q: (q.total_mc, q.machine_id))
-    totals = [q.total_mc for q in rows]
-    return Quote(
-        quantity,
-        totals[0],
-        totals[(len(totals) - 1) // 2],
-        totals[-1],
-        eta_hours(queue_hours, hours_per_part, quantity, [c.speed_factor for c in candidates]),
-        tuple(rows),
-    )
-
-
-def eta_hours(
-    queue_hours: float, hours_per_part: float, quantity: int, speeds: Sequence[float]
-) -> float:
-    """Hours until ``quantity`` parts are done on machines of ``speeds`` that first work off
-    ``queue_hours`` (nominal) of queued work: total work over total speed, and never less than
-    one part on the fastest machine after the queue ahead of it."""
-    if not speeds:
-        raise InvalidInput("eta needs at least one machine")
-    capacity = sum(speeds)
-    spread = (queue_hours + hours_per_part * quantity) / capacity
-    return max(spread, queue_hours / capacity + hours_per_part / max(speeds))
 
 
 class RejectReason(StrEnum):

@@ -107,6 +107,20 @@ def posting_key_exists(s: Session, key: str) -> bool:
     return s.scalar(select(PostingRow.id).where(PostingRow.key == key)) is not None
 
 
+def posted_amount_in(s: Session, key: str, account: str) -> int | None:
+    """What the posting under ``key`` moved into ``account`` (negative: out of it); None when
+    no posting has that key."""
+    posting_id = s.scalar(select(PostingRow.id).where(PostingRow.key == key))
+    if posting_id is None:
+        return None
+    total = s.scalar(
+        select(func.sum(LegRow.amount_mc)).where(
+            LegRow.posting_id == posting_id, LegRow.account == account
+        )
+    )
+    return int(total or 0)
+
+
 def owner_account(s: Session, maker_id: str) -> str:
     """The account that earns for maker ``maker_id``: its user's (one account per person,
     so a prosumer's earnings pay for their requests), else the maker's own."""
@@ -153,11 +167,14 @@ class Credits:
         return self.post(posting)
 
     def hold(
-        self, job_id: str, requester: str, cap_mc: int, debt_limit_mc: int, now: datetime
+        self, job_id: str, requester: str, cap_mc: int, debt_limit_mc: int | None, now: datetime
     ) -> cr.Posting:
         """Move a job's budget cap from its requester into the job's escrow, once. Raises
-        ``Conflict`` when the requester's balance cannot cover it (beyond the debt limit)."""
-        account = cr.user_account(requester)
+        ``Conflict`` when the requester's balance cannot cover it (beyond the debt limit; a
+        peer hub's account has none)."""
+        account = cr.requester_account(requester)
+        if cr.peer_of_account(account):
+            debt_limit_mc = None
         posting = cr.transfer(
             cr.hold_key(job_id),
             cr.PostingKind.HOLD,
@@ -184,10 +201,17 @@ class Credits:
     def balance(self, account: str) -> int:
         return self._db.reading(lambda s: balance_in(s, account))
 
-    def balances(self) -> dict[str, int]:
-        """Every account's balance, summed from its legs."""
+    def balances(self, prefix: str = "") -> dict[str, int]:
+        """Every account's balance (of the accounts starting with ``prefix``), summed from its
+        legs."""
         query = select(LegRow.account, func.sum(LegRow.amount_mc)).group_by(LegRow.account)
+        if prefix:
+            query = query.where(LegRow.account.startswith(prefix, autoescape=True))
         return self._db.reading(lambda s: {a: int(t) for a, t in s.execute(query)})
+
+    def posted_amount(self, key: str, account: str) -> int | None:
+        """See ``posted_amount_in``."""
+        return self._db.reading(lambda s: posted_amount_in(s, key, account))
 
     def statement(
         self,

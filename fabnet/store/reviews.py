@@ -5,6 +5,11 @@ whose tasks are all settled gets what is left of its escrow back.
 Each decision is one transaction that locks the task row first, so two clicks, the hub's
 auto-accept and a requester deciding at the same moment serialise; the payment's key
 ``pay:<task_id>`` is unique besides, so a task is never paid twice.
+
+Federation (issue 12): a task made at peer hub B is held by pseudo-machine ``peer:B``; its
+acceptance pays what B charged (recorded by ``fabnet.federation.settlement``) plus this hub's
+fee into ``hub:federation``. A job a peer asked for (requester ``peer:A``) is paid from the
+peer's account and accepted by the federation reporter, never by the auto-accept tick.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from fabnet.store.credits import (
     lock_account,
     owner_account,
     post_in,
+    posted_amount_in,
     posting_key_exists,
 )
 from fabnet.store.database import Database
@@ -94,12 +100,15 @@ class Reviews:
         default_per_kg: Mapping[str, int],
         *,
         resolving: bool = False,
+        free: bool = False,
     ) -> Settlement:
         """Accept done task ``task_id`` and pay its maker from the job's escrow (or, for a job
         without a budget, from the requester), at the machine's price for the grams and hours
-        recorded, plus the fee, never beyond what is left of the cap. Accepting twice pays
-        once. Raises ``NotFound``, ``Conflict`` (not done, disputed unless ``resolving``,
-        voided)."""
+        recorded, plus the fee, never beyond what is left of the cap; ``free``: accept it and
+        pay nothing (a peer's -NC part, or work for a peer that is not charged). A part made
+        at a peer hub costs what the peer charged for it (0 while none is recorded). Accepting
+        twice pays once. Raises ``NotFound``, ``Conflict`` (not done, disputed unless
+        ``resolving``, voided)."""
         now = require_utc("now", now)
         with self._db.write() as s:
             task = _locked_task(s, task_id)
@@ -113,7 +122,7 @@ class Reviews:
                     raise Conflict(f"task {task_id} is disputed: an operator decides")
             if task.state != TaskState.DONE.value:
                 raise Conflict(f"task {task_id} is {task.state}: only a done task is accepted")
-            posting = self._pay(s, task, now, terms, default_per_kg)
+            posting = None if free else self._pay(s, task, now, terms, default_per_kg)
             machine_id = _ledger(s, task_id).machine_id
             accepted = cr.Review.ACCEPTED.value
             if review is None:
@@ -136,17 +145,23 @@ class Reviews:
         if job is None:
             raise NotFound(f"job {task.job_id} not found")
         fee_bp = terms_in(s, terms).fee_bp
-        price = price_in(s, work.machine_id) or cr.MachinePrice(work.machine_id)
-        per_kg = price.per_kg_mc.get(work.material, default_per_kg.get(work.material, 0))
-        maker_price = cr.price_mc(price.per_hour_mc, per_kg, work.machine_hours, work.grams)
+        peer = cr.peer_of_account(work.machine_id)  # pseudo-machine "peer:B" = account "peer:B"
+        if peer is not None:
+            maker = cr.FEDERATION_ACCOUNT
+            owed = posted_amount_in(s, cr.peer_work_key(peer, task.id), cr.peer_account(peer))
+            maker_price = owed or 0
+        else:
+            maker = owner_account(s, work.maker_id)
+            price = price_in(s, work.machine_id) or cr.MachinePrice(work.machine_id)
+            per_kg = price.per_kg_mc.get(work.material, default_per_kg.get(work.material, 0))
+            maker_price = cr.price_mc(price.per_hour_mc, per_kg, work.machine_hours, work.grams)
         escrow = cr.escrow_account(job.id)
         held = posting_key_exists(s, cr.hold_key(job.id))
         remaining: int | None = None
         if held:
             lock_account(s, escrow, now)  # two tasks of one job never spend one remainder
             remaining = balance_in(s, escrow)
-        payer = escrow if held else cr.user_account(job.requester)
-        maker = owner_account(s, work.maker_id)
+        payer = escrow if held else cr.requester_account(job.requester)
         posting = cr.payment(task.id, job.id, payer, maker, maker_price, fee_bp, remaining, now)
         if posting is None or not post_in(s, posting):
             return None
@@ -257,14 +272,18 @@ class Reviews:
 
     def due(self, done_before: datetime, limit: int = 1000) -> list[str]:
         """Done tasks nobody accepted, rejected again or disputed, made at or before
-        ``done_before``, oldest first: the hub accepts them for their requesters."""
+        ``done_before``, oldest first: the hub accepts them for their requesters. Parts made
+        for a peer hub are left out: the federation reporter accepts them, charged or free,
+        before it reports them done."""
         query = (
             select(LedgerRow.task_id)
             .join(TaskRow, TaskRow.id == LedgerRow.task_id)
+            .join(JobRow, JobRow.id == LedgerRow.job_id)
             .outerjoin(ReviewRow, ReviewRow.task_id == LedgerRow.task_id)
             .where(
                 TaskRow.state == TaskState.DONE.value,
                 ReviewRow.task_id.is_(None),
+                ~JobRow.requester.startswith(cr.PEER_PREFIX, autoescape=True),
                 LedgerRow.finished_at <= require_utc("done_before", done_before),
             )
             .order_by(LedgerRow.finished_at, LedgerRow.task_id)
@@ -347,7 +366,7 @@ class Reviews:
                 cr.refund_key(job_id),
                 cr.PostingKind.REFUND,
                 escrow,
-                cr.user_account(job.requester),
+                cr.requester_account(job.requester),
                 remaining,
                 now,
                 job_id=job_id,

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fabnet.core import credits as cr
+from fabnet.core import quotes
 from fabnet.core.events import (
     TaskAccepted,
     TaskAssigned,
@@ -110,19 +111,19 @@ def test_budget_rule_for_the_matcher() -> None:
 
 def test_quote_lowest_typical_highest_and_eta() -> None:
     cands = [
-        cr.Candidate("a/fast", "a", 2.0, 4000, 25_000),
-        cr.Candidate("b/slow", "b", 1.0, 1000, 25_000),
-        cr.Candidate("c/dear", "c", 1.0, 9000, 50_000),
+        quotes.Candidate("a/fast", "a", 2.0, 4000, 25_000),
+        quotes.Candidate("b/slow", "b", 1.0, 1000, 25_000),
+        quotes.Candidate("c/dear", "c", 1.0, 9000, 50_000),
     ]
-    q = cr.quote(cands, hours_per_part=2.0, grams_per_part=40.0, quantity=3, fee_bp=1000)
+    q = quotes.quote(cands, hours_per_part=2.0, grams_per_part=40.0, quantity=3, fee_bp=1000)
     # a: 1 h * 4000 + 40 g * 25 = 5000 -> 5500; b: 2000 + 1000 -> 3300; c: 18000 + 2000 -> 22000
     assert [m.machine_id for m in q.machines] == ["b/slow", "a/fast", "c/dear"]
     assert (q.lowest_mc, q.typical_mc, q.highest_mc) == (9900, 16500, 66000)
     assert q.eta_hours == pytest.approx(6.0 / 4.0)
-    assert cr.quote([], 1.0, 1.0, 1, 0).lowest_mc is None
+    assert quotes.quote([], 1.0, 1.0, 1, 0).lowest_mc is None
     # a long queue dominates; one part never beats its own time on the fastest machine
-    assert cr.eta_hours(40.0, 1.0, 1, [1.0, 1.0]) == pytest.approx(21.0)
-    assert cr.eta_hours(0.0, 4.0, 1, [1.0, 1.0, 1.0, 1.0]) == pytest.approx(4.0)
+    assert quotes.eta_hours(40.0, 1.0, 1, [1.0, 1.0]) == pytest.approx(21.0)
+    assert quotes.eta_hours(0.0, 4.0, 1, [1.0, 1.0, 1.0, 1.0]) == pytest.approx(4.0)
 
 
 def test_terms_are_checked() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fabnet.core import credits as cr
 from fabnet.core.machines import Machine, fits
+from fabnet.core.quotes import Candidate
 from fabnet.core.states import MachineKind, MachineState
 from fabnet.profiles import CncMaterial, FdmMaterial, load_materials
 from fabnet.store import Store
@@ -55,7 +56,7 @@ def candidates(
     material: str,
     size_mm: tuple[float, float, float],
     terms: cr.Terms,
-) -> list[cr.Candidate]:
+) -> list[Candidate]:
     """The machines that can make a part of ``size_mm`` in ``material``, with their prices."""
     kind = material_kind(material)
     defaults = default_per_kg(terms)
@@ -66,7 +67,5 @@ def candidates(
             continue
         price = effective_price(prices.get(m.machine_id), m.machine_id, defaults)
         per_kg = price.per_kg_mc.get(material, 0)
-        out.append(
-            cr.Candidate(m.machine_id, m.maker_id, m.speed_factor, price.per_hour_mc, per_kg)
-        )
+        out.append(Candidate(m.machine_id, m.maker_id, m.speed_factor, price.per_hour_mc, per_kg))
     return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fabnet.core import credits as cr
+from fabnet.core import quotes
 from fabnet.core.tasks import Transition
 from fabnet.errors import Conflict, InvalidInput
 from fabnet.hub.designs import estimate_part
@@ -30,7 +31,7 @@ class QuoteAnswer:
 
     design_id: str
     material: str
-    quote: cr.Quote
+    quote: quotes.Quote
     terms: cr.Terms
 
 
@@ -77,7 +78,7 @@ class Economy:
         found = candidates(self.store, name, entry.facts.size_mm, terms)
         queued = self.store.tasks.queued()
         queue_hours = sum(t.estimated_hours for t in queued if t.material == name)
-        answer = cr.quote(found, hours, grams, quantity, terms.fee_bp, queue_hours)
+        answer = quotes.quote(found, hours, grams, quantity, terms.fee_bp, queue_hours)
         return QuoteAnswer(entry.design_id, name, answer, terms)
 
     def submit(self, request: JobRequest, cap_mc: int | None) -> tuple[JobInfo, int]:
@@ -95,9 +96,9 @@ class Economy:
         if cap_mc < 1:
             raise InvalidInput(f"budget_cap_mc must be >= 1, got {cap_mc}")
         terms = self.terms()
-        account = cr.user_account(request.requester)
+        account = cr.requester_account(request.requester)
         balance = self.store.credits.balance(account)
-        if not cr.can_commit(balance, cap_mc, terms.debt_limit_mc):
+        if not cr.can_commit(balance, cap_mc, cr.debt_limit_of(account, terms)):
             raise Conflict(
                 f"not enough credits: {request.requester} has {balance} mc, the job's cap is "
                 f"{cap_mc} mc (debt allowed: {terms.debt_limit_mc} mc)"
