@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # for the next call, so a backlog never makes one transaction hold thousands of row locks.
 SWEEP_BATCH = 1000
 
+# A task a peer hub makes for this one is held by the pseudo-machine "peer:<hub>" (issue 12;
+# ``fabnet.federation.wire.PEER_MACHINE_PREFIX``): the hub's own production leaves it alone.
+PEER_HELD_PREFIX = "peer:"
+
 Match = Callable[[list[TaskRequest]], Iterable[tuple[str, TaskOffered]]]
 
 
@@ -111,7 +115,8 @@ class Tasks:
 
     def claimed_unassigned(self, older_than: datetime, limit: int) -> list[TaskSnapshot]:
         """Tasks claimed (accepted, no G-code assigned yet) at or before ``older_than``,
-        oldest claim first, with their attempts: work a dispatcher that died left undone."""
+        oldest claim first, with their attempts: work a dispatcher that died left undone.
+        A task held by a peer hub (``PEER_HELD_PREFIX``) is not: the peer makes it."""
         older_than = require_utc("older_than", older_than)
         query = (
             select(TaskRow)
@@ -121,7 +126,11 @@ class Tasks:
                 & (AttemptRow.offer_no == TaskRow.offer_no)
                 & AttemptRow.ended_at.is_(None),
             )
-            .where(TaskRow.state == TaskState.CLAIMED.value, AttemptRow.started_at <= older_than)
+            .where(
+                TaskRow.state == TaskState.CLAIMED.value,
+                AttemptRow.started_at <= older_than,
+                _not_peer_held(),
+            )  # fmt: skip
             .order_by(AttemptRow.started_at, TaskRow.id)
             .limit(limit)
         )
@@ -151,7 +160,11 @@ class Tasks:
                 TaskRow,
                 (AttemptRow.task_id == TaskRow.id) & (AttemptRow.offer_no == TaskRow.offer_no),
             )  # fmt: skip
-            .where(TaskRow.state == TaskState.CLAIMED.value, AttemptRow.ended_at.is_(None))
+            .where(
+                TaskRow.state == TaskState.CLAIMED.value,
+                AttemptRow.ended_at.is_(None),
+                _not_peer_held(),
+            )  # fmt: skip
         )
         queued = select(TaskRow.id).where(TaskRow.state == TaskState.QUEUED.value).limit(1)
         query = select(
@@ -353,6 +366,11 @@ def _maybe_aware(at: datetime | str | None) -> datetime | None:
 def _aware(at: datetime) -> datetime:
     """An aggregate's timestamp as aware UTC (stored naive UTC; some drivers skip the type)."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _not_peer_held() -> Any:
+    """Tasks not held by a peer hub: a peer's claim has no G-code for this hub to make."""
+    return TaskRow.machine_id.not_like(PEER_HELD_PREFIX + "%")
 
 
 def _queued_query(limit: int) -> Select[TaskRow]:

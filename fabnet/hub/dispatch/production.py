@@ -18,6 +18,7 @@ from fabnet.core.jobs import Quality
 from fabnet.core.machines import Machine
 from fabnet.core.tasks import Outcome, TaskSnapshot, Transition
 from fabnet.errors import FabnetError
+from fabnet.federation.wire import peer_of_machine
 from fabnet.hub.artifacts import Artifact
 from fabnet.hub.dispatch.context import DispatchContext
 from fabnet.hub.machines import split_machine_id
@@ -67,9 +68,12 @@ class Production:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def produce(self, task: TaskSnapshot) -> None:
-        """Make the G-code of claimed ``task`` for its machine on the pool, then assign it."""
+        """Make the G-code of claimed ``task`` for its machine on the pool, then assign it.
+        A task held by a peer hub (``peer:<hub>``) is left alone: the peer makes it."""
         ctx = self._ctx
         if (task.task_id, task.offer_no) in self._producing or not task.machine_id:
+            return
+        if peer_of_machine(task.machine_id) is not None:
             return
         job = ctx.job_spec(task.job_id)
         machine = ctx.index.get(task.machine_id) or ctx.store.catalog.get_machine(task.machine_id)
