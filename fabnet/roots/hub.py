@@ -22,6 +22,9 @@ from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
 from fabnet.config import HubConfig
+from fabnet.federation.advertise import CapacityService
+from fabnet.federation.peers import PeerService
+from fabnet.federation.tick import FederationTick
 from fabnet.hub.artifacts import BLOB_FOLDER, ArtifactStore, FolderBlobs
 from fabnet.hub.commands import ApiCommands
 from fabnet.hub.designs import DesignCatalog
@@ -34,6 +37,7 @@ from fabnet.roots.ops_http import OPS_HTTP_THREADS, make_ops_app
 from fabnet.roots.roles import SHARED_SESSION_EXPIRY_S, Role, check_role, client_id
 from fabnet.store import Store
 from fabnet.store.artifact_records import ArtifactRecords
+from fabnet.store.peers import Peers
 from fabnet.web import create_app
 from fabnet.web.app import WebSettings
 
@@ -176,6 +180,7 @@ class Hub:
                 max_instances=1,
                 coalesce=True,
             )
+            self._add_federation_tick()
             self._scheduler.start()
         log.info("hub %s (%s) serving %s", self.config.hub_id, self.role.value, self.public_url)
 
@@ -190,6 +195,27 @@ class Hub:
         if report.accepted or report.refunded:
             log.info("economy tick: %d parts accepted for their requesters, %d jobs refunded",
                      report.accepted, report.refunded)  # fmt: skip
+
+    def _add_federation_tick(self) -> None:
+        """Every ``[federation] tick_s``: advertise, delegate, report (``FederationTick``). It
+        idles until a peer is confirmed, so a hub that does not federate only reads its
+        peers table."""
+        federation = self.config.federation
+        if federation is None:
+            return
+        peers = PeerService(Peers(self.store.db), federation, _now)
+        capacities = CapacityService(self.store, peers, _now, federation.capacity_max_age_s)
+        tick = FederationTick(self.store, peers, capacities, None, None, _now,
+                              advertise_every_s=federation.advertise_every_s)  # fmt: skip
+        self._scheduler.add_job(
+            tick.run,
+            "interval",
+            seconds=federation.tick_s,
+            id="federation-tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
 
     def _register_library(self) -> None:
         now = datetime.now(UTC)
@@ -236,6 +262,10 @@ class Hub:
         if self._http:
             self._http.stop()
         self.store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def run_hub(config: HubConfig, role: Role = Role.ALL) -> None:
