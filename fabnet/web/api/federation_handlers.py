@@ -4,10 +4,15 @@ stays the one place requests are verified and answers signed."""
 
 from __future__ import annotations
 
+from fabnet.federation.intake import Intake
 from fabnet.web.api.context import ApiContext
-from fabnet.web.api.federation import PeerHandler
+from fabnet.web.api.federation import PeerHandler, peer_service
 
 
 def peer_handlers(ctx: ApiContext) -> dict[str, PeerHandler]:
     """The work endpoints a hub serves to its peers."""
-    return {}
+    return {
+        "/tasks": Intake(
+            ctx.store, ctx.service, peer_service(ctx), ctx.service.designs, ctx.clock
+        ).receive,
+    }
