@@ -82,6 +82,7 @@ class Beta:
     store: Store
     intake: Intake
     library: Path
+    peers: PeerService
 
     @property
     def foreign(self) -> ForeignTasks:
@@ -105,7 +106,9 @@ class Beta:
         )
 
 
-def make_beta(url: str, library: Path, *, add_alpha: bool = True, **terms: Any) -> Beta:
+def make_beta(url: str, library: Path, *, add_alpha: bool = True,
+              alpha_url: str = "http://127.0.0.1:9", alpha_key: str | None = None,
+              **terms: Any) -> Beta:  # fmt: skip
     store = Store(url)
     designs = DesignCatalog(store, library)
     service = HubService(store, designs, lambda job, why: None)
@@ -114,9 +117,9 @@ def make_beta(url: str, library: Path, *, add_alpha: bool = True, **terms: Any) 
     if add_alpha:
         shared = check_terms(terms.get("materials", []), terms.get("kinds", ["fdm", "cnc"]),
                              terms.get("max_in_flight", 10), terms.get("charges", True))  # fmt: skip
-        peers.add(ORIGIN, "http://127.0.0.1:9", HubKey.generate().public.text, shared)
+        peers.add(ORIGIN, alpha_url, alpha_key or HubKey.generate().public.text, shared)
     intake = Intake(store, service, peers, designs, lambda: datetime.now(UTC))
-    return Beta(store, intake, library)
+    return Beta(store, intake, library, peers)
 
 
 @contextmanager
