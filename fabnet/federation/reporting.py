@@ -27,6 +27,7 @@ from fabnet.federation import wire
 from fabnet.federation.client import PeerClient
 from fabnet.federation.licensing import Redistribution, redistribution
 from fabnet.federation.peers import PeerService
+from fabnet.federation.settlement import charge_peer_task
 from fabnet.store import Store
 from fabnet.store.foreign_tasks import Binding, ForeignTasks
 from fabnet.store.peers import Peer, PeerState
@@ -144,7 +145,7 @@ class Reporter:
         design or a peer this hub does not charge."""
         free = (redistribution(binding.license) is not Redistribution.ANY
                 or not peer.terms.charges_credits)  # fmt: skip
-        return _charge_peer_task(self._store, binding.local_task_id, peer.name, free,
+        return charge_peer_task(self._store, binding.local_task_id, peer.name, free,
                                  self._terms, self._clock())  # fmt: skip
 
     def _cancel_in_store(self, job_id: str, reason: str) -> None:
@@ -152,10 +153,3 @@ class Reporter:
             self._store.jobs.cancel(job_id, self._clock(), reason)
         except NotFound:
             log.warning("local job %s to cancel is gone", job_id)
-
-
-def _charge_peer_task(store: Store, task_id: str, peer_name: str, free: bool,
-                      terms: Terms | None, now: datetime) -> int:  # fmt: skip
-    """Stands for ``fabnet.federation.settlement.charge_peer_task`` (same signature) until
-    that module is on main: replace this body by that call. Charges nothing yet."""
-    return 0
