@@ -30,7 +30,8 @@ def register_dashboard(
 
     Also answers 503 with ``Retry-After`` (not 500) on any route when no database connection
     came free within the pool's timeout."""
-    from fabnet.web.dashboard import credits, jobs, library, maker, overview, tasks
+    from fabnet.federation import wire
+    from fabnet.web.dashboard import credits, jobs, library, maker, overview, peers, tasks
     from fabnet.web.dashboard.network import shared_network
     from fabnet.web.dashboard.render import assets
     from fabnet.web.events import events
@@ -46,8 +47,12 @@ def register_dashboard(
         shared_network(reads),
     )
     app.extensions[EXTENSION] = state
-    for bp in (assets, overview.bp, library.bp, jobs.bp, maker.bp, tasks.bp, credits.bp, events):
+    for bp in (assets, overview.bp, library.bp, jobs.bp, maker.bp, tasks.bp, credits.bp, peers.bp,
+               events):  # fmt: skip
         app.register_blueprint(bp)
+    # parts made at a peer hub (held by "peer:<hub>") and jobs a peer asked for ("peer:<hub>")
+    app.jinja_env.globals["peer_of_machine"] = wire.peer_of_machine
+    app.jinja_env.globals["peer_of_requester"] = wire.peer_of_requester
     app.register_error_handler(PoolTimeout, _busy)
     return state
 
