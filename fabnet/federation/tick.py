@@ -128,9 +128,9 @@ class FederationTick:
             log.exception("federation tick: %s failed; the next tick tries again", name)
             failed.append(name)
             return None
-        if result and name != ADVERTISE:
+        if result and name != ADVERTISE:  # the steps log what matters themselves
             for subject, outcome in sorted(result.items()):
-                log.info("federation %s: %s: %s", name, subject, outcome)
+                log.debug("federation %s: %s: %s", name, subject, outcome)
         return result
 
 

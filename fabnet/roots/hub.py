@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -22,8 +22,12 @@ from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.bus.client import BusClient, BusSettings
 from fabnet.config import HubConfig
+from fabnet.errors import Conflict
 from fabnet.federation.advertise import CapacityService
+from fabnet.federation.delegate import Delegator
+from fabnet.federation.overflow import OverflowPolicy
 from fabnet.federation.peers import PeerService
+from fabnet.federation.reporting import Reporter
 from fabnet.federation.tick import FederationTick
 from fabnet.hub.artifacts import BLOB_FOLDER, ArtifactStore, FolderBlobs
 from fabnet.hub.commands import ApiCommands
@@ -205,7 +209,16 @@ class Hub:
             return
         peers = PeerService(Peers(self.store.db), federation, _now)
         capacities = CapacityService(self.store, peers, _now, federation.capacity_max_age_s)
-        tick = FederationTick(self.store, peers, capacities, None, None, _now,
+        policy = OverflowPolicy(
+            max_wait=timedelta(seconds=federation.overflow_after_s),
+            capacity_max_age=timedelta(seconds=federation.capacity_max_age_s),
+        )
+        delegator = Delegator(self.store, peers, capacities, self.designs, _now, policy=policy,
+                              peer_lease_s=federation.peer_lease_s,
+                              transfer_timeout_s=federation.transfer_timeout_s)  # fmt: skip
+        reporter = Reporter(self.store, peers, _now, terms=self.config.economy,
+                            cancel=self._cancel_foreign_job)  # fmt: skip
+        tick = FederationTick(self.store, peers, capacities, delegator, reporter, _now,
                               advertise_every_s=federation.advertise_every_s)  # fmt: skip
         self._scheduler.add_job(
             tick.run,
@@ -216,6 +229,15 @@ class Hub:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+
+    def _cancel_foreign_job(self, job_id: str, reason: str) -> None:
+        """Stop a job made here for a peer hub that took its task back: cancelled like a
+        requester's, so the machine holding it is told at once; already over is fine."""
+        assert self.service is not None
+        try:
+            self.service.cancel(job_id, reason)
+        except Conflict:
+            log.info("job %s made for a peer was already over when it was taken back", job_id)
 
     def _register_library(self) -> None:
         now = datetime.now(UTC)
