@@ -5,6 +5,7 @@ stays the one place requests are verified and answers signed."""
 from __future__ import annotations
 
 from fabnet.federation.intake import Intake
+from fabnet.federation.results import ResultsInbox
 from fabnet.web.api.context import ApiContext
 from fabnet.web.api.federation import PeerHandler, peer_service
 
@@ -15,4 +16,5 @@ def peer_handlers(ctx: ApiContext) -> dict[str, PeerHandler]:
         "/tasks": Intake(
             ctx.store, ctx.service, peer_service(ctx), ctx.service.designs, ctx.clock
         ).receive,
+        "/reports": ResultsInbox(ctx.store, ctx.clock).receive,
     }
