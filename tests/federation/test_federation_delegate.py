@@ -1,12 +1,14 @@
 """The origin's delegator against a peer on loopback HTTP: hub alpha (no machines) hands its
 CNC tasks to beta, whose signed ``/federation/v1`` endpoints are beta's own blueprint
 (``make_peer_endpoints`` over beta's store and key) with a small ``/tasks`` handler at the edge
-that answers a ``TransferAnswer`` the test chooses (H1's intake is the real one).
+that answers a ``TransferAnswer`` the test chooses (so refusals can be staged); the last test
+sends to beta's own app, whose ``/tasks`` is the real intake.
 
 Accepted -> the task is ``preparing``, held by ``peer:beta`` under the peer lease; refused or
 unreachable -> back in the queue and not sent there again during the cool-down; a crash
 between the offer and the request -> the offer lapses through the offer sweep; a closed design
-is never sent."""
+is never sent. The hub's own machinery (the dispatcher's sweeps and production) leaves a
+peer-held task alone, and no agent can speak as ``peer:<hub>``."""
 
 from __future__ import annotations
 
@@ -356,3 +358,24 @@ def test_no_agent_can_speak_as_a_peer_machine(rig: Rig) -> None:
     ignored = rig.store.apply_event(task.task_id, spoof, rig.clock.now)
     assert isinstance(ignored, Ignored) and ignored.reason is IgnoreReason.STALE
     assert rig.store.tasks.get(task.task_id).progress == 0.0
+
+
+def test_beta_hub_itself_takes_the_task(tmp_path: Path) -> None:
+    """The same hand-over against beta's own app: its /tasks is the real intake."""
+    with hub(tmp_path, "alpha") as alpha, hub(tmp_path, "beta") as beta:
+        alpha.add_peer(beta)
+        beta.add_peer(alpha)
+        assert alpha.operator().post("/api/v1/peers/beta/hello").status_code == 200
+        assert beta.operator().post("/api/v1/peers/alpha/hello").get_json()["confirmed"]
+        equip_beta(beta)
+        pair = Pair(alpha, beta, Edge(), tmp_path)
+        assert CapacityService(beta.store, pair.peers(beta), now).advertise() == {"alpha": "sent"}
+        (task_id,) = pair.submit()
+        (outcome,) = pair.delegator().round().values()
+        assert outcome.startswith("accepted by beta as its task ")
+        theirs = outcome.rpartition(" ")[2]
+        task = alpha.store.tasks.get(task_id)
+        assert (task.state, task.machine_id) == (TaskState.PREPARING, "peer:beta")
+        made = beta.store.tasks.get(theirs)
+        job = beta.store.jobs.get(made.job_id).spec
+        assert (job.requester, job.quantity, made.state) == ("peer:alpha", 1, TaskState.QUEUED)
