@@ -96,6 +96,8 @@ class Delegator:
                  if p.state is PeerState.ACTIVE and p.confirmed and p.name not in self._peer_cool}  # fmt: skip
         if not peers:
             return {}
+        me = self._peers.require_identity()  # Conflict before any offer when not configured
+        client = PeerClient(me.name, me.key, me.max_skew_s, self._clock)
         in_flight = peer_tasks_in_flight(self._store.db)
         planned = plan_overflow(self._store, peers.values(), self._capacities.fresh(), now,
                                 self._policy, in_flight)  # fmt: skip
@@ -112,11 +114,11 @@ class Delegator:
             if until is not None:
                 results[plan.task_id] = f"not sent: {name} refused it, cooling down until {until}"
                 continue
-            results[plan.task_id] = self._send(plan.task_id, peers[name])
+            results[plan.task_id] = self._send(client, plan.task_id, peers[name])
             log.info("task %s to peer %s: %s", plan.task_id, name, results[plan.task_id])
         return results
 
-    def _send(self, task_id: str, peer: Peer) -> str:
+    def _send(self, client: PeerClient, task_id: str, peer: Peer) -> str:
         """Offer the task to ``peer:<peer>``, send it, apply the answer; what happened."""
         try:
             design = self._package(task_id, peer)
@@ -140,8 +142,6 @@ class Delegator:
                                      job.quality.value, job.deadline, self._lease_s, design)  # fmt: skip
         self._transfers.sending(peer.name, task_id, offer_no, now)
         try:
-            me = self._peers.require_identity()
-            client = PeerClient(me.name, me.key, me.max_skew_s, self._clock)
             answer = wire.answer_from_json(
                 client.post(peer, wire.TASKS_PATH, wire.transfer_json(transfer))
             )
