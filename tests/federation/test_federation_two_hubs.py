@@ -3,23 +3,45 @@ and hub-b (PostgreSQL, one CNC router), each from the hub.toml ``fabnet init hub
 its own Mosquitto and a ``fabnet agent`` of simulated machines; each reaches the other only
 through a loopback proxy (the link). The operators peer them with ``fabnet peers key|add|hello``
 each way; then each hub's federation tick advertises its capacity and the other sees it.
+
+Then a requester at hub-a submits CNC jobs (``fabnet submit``): hub-a has no machine for them,
+so they are made at hub-b and counted once at hub-a — also when hub-b's process is SIGKILLed
+mid-task and restarted, and the link is cut and restored. In the end every part is done once
+(one done attempt per task at hub-a, one done foreign task per part at hub-b) and the credits
+between the hubs mirror each other with every posting balanced.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from two_hubs_support import LinkProxy, Site, Timings, make_site, peer_key, until
+from two_hubs_support import (
+    LinkProxy,
+    Site,
+    Timings,
+    make_site,
+    peer_key,
+    requester_token,
+    until,
+)
 
+from fabnet.core.states import TaskState
+from fabnet.federation import wire
+from fabnet.federation.settlement import peer_balances
 from fabnet.sim.makers import SimMachine, SimMaker
+from fabnet.store import Store
 
 A_MAKERS = (SimMaker("ada", (SimMachine("mk3s-1", "prusa_mk3s", "PLA", ("PLA",)),)),)
 B_MAKERS = (SimMaker("dana", (SimMachine("shapeoko-ply", "shapeoko3", "plywood", ("plywood",)),)),)
 UP_S = 40.0
+B_SIM_SPEED = 50.0  # the face-shield frame's cut takes ~8 s: long enough to kill hub-b mid-task
+MADE_S = 60.0
+CNC_DESIGN = "faceshield-frame"  # MIT: openly licensed, so it may travel to a peer
 
 
 @dataclass
@@ -28,6 +50,8 @@ class Pair:
     b: Site
     to_b: LinkProxy  # hub-a calls hub-b through it
     to_a: LinkProxy  # hub-b calls hub-a through it
+    a_db: str
+    b_db: str
 
     def cut(self) -> None:
         self.to_b.cut()
@@ -48,14 +72,15 @@ def pair(tmp_path: Path, pg_url: str) -> Iterator[Pair]:
     links: list[LinkProxy] = []
     try:
         sites.append(make_site(tmp_path, "hub-a", A_MAKERS, database_url=None, timings=timings))
-        sites.append(make_site(tmp_path, "hub-b", B_MAKERS, database_url=pg_url,
-                               timings=timings))  # fmt: skip
+        slow = replace(timings, sim_speed=B_SIM_SPEED)
+        sites.append(make_site(tmp_path, "hub-b", B_MAKERS, database_url=pg_url, timings=slow))
         a, b = sites
         links += [LinkProxy(b.http_port), LinkProxy(a.http_port)]
         for site in sites:
             site.start_hub()
             site.start_agents()
-        yield Pair(a, b, *links)
+        a_db = f"sqlite:///{a.folder / 'var' / 'fabnet.db'}"
+        yield Pair(a, b, links[0], links[1], a_db, pg_url)
     finally:
         for link in links:
             link.cut()
@@ -98,3 +123,87 @@ def test_peered_hubs_see_each_others_capacity(pair: Pair) -> None:
     until(lambda: idle_line(capacity_of(b, a.name), "fdm", "PLA"), UP_S,
           "hub-b to hold hub-a's fresh capacity with an idle FDM printer", pair.logs)  # fmt: skip
     assert not idle_line(capacity_of(a, b.name), "fdm", "PLA")  # hub-b has no printer
+
+
+def submit(site: Site, token: str, quantity: int) -> str:
+    out = site.cli("submit", CNC_DESIGN, "--quantity", str(quantity), "--material", "plywood",
+                   token=token)  # fmt: skip
+    return out.split()[1].rstrip(":")
+
+
+def job_state(site: Site, job_id: str) -> str:
+    return str(site.api("GET", f"/jobs/{job_id}")["state"])
+
+
+def tasks_in(site: Site, job_id: str, state: str) -> list[dict[str, Any]]:
+    return [t for t in site.api("GET", f"/jobs/{job_id}")["task_list"] if t["state"] == state]
+
+
+def check_made_once_at_b(pair: Pair, job_id: str, quantity: int) -> None:
+    """hub-a's job is done: ``quantity`` tasks, each with exactly one done attempt, by
+    hub-b's pseudo-machine."""
+    a = pair.a
+    job = a.api("GET", f"/jobs/{job_id}")
+    assert job["state"] == "done" and job["done"] == quantity, job
+    assert len(job["task_list"]) == quantity, job
+    for task in job["task_list"]:
+        attempts = a.api("GET", f"/tasks/{task['id']}")["attempts"]
+        done = [x for x in attempts if x["cause"] == "done"]
+        assert len(done) == 1, attempts
+        assert done[0]["machine"] == wire.peer_machine_id(pair.b.name), attempts
+
+
+def foreign_done_tasks(url: str, origin: str) -> int:
+    """Tasks done at the peer for jobs of requester ``peer:<origin>``."""
+    store = Store(url)
+    try:
+        return sum(
+            info.tasks_by_state.get(TaskState.DONE, 0)
+            for info in store.jobs.find(requester=wire.peer_requester(origin))
+        )
+    finally:
+        store.close()
+
+
+def ledger(url: str) -> tuple[dict[str, int], list[str]]:
+    """Each peer's balance here and the keys of unbalanced postings."""
+    store = Store(url)
+    try:
+        return peer_balances(store), store.credits.unbalanced()
+    finally:
+        store.close()
+
+
+def test_cnc_job_is_made_at_the_peer_once_through_a_kill_and_a_cut(pair: Pair) -> None:
+    peer_up(pair)
+    a, b = pair.a, pair.b
+    until(lambda: idle_line(capacity_of(a, b.name), "cnc", "plywood"), UP_S,
+          "hub-a to see hub-b's idle CNC router", pair.logs)  # fmt: skip
+    rita = requester_token(a, "rita")
+
+    first = submit(a, rita, 1)
+    until(lambda: job_state(a, first) == "done", MADE_S, "the first CNC job done", pair.logs)
+    check_made_once_at_b(pair, first, 1)
+    assert foreign_done_tasks(pair.b_db, a.name) == 1
+
+    second = submit(a, rita, 2)
+    until(lambda: tasks_in(a, second, "running"), MADE_S,
+          "a part of the second job running at hub-b", pair.logs)  # fmt: skip
+    b.kill_hub()  # mid-task: its agent goes on cutting, its reports stop
+    time.sleep(2)
+    b.start_hub()
+    pair.cut()
+    time.sleep(3)
+    pair.restore()
+    until(lambda: job_state(a, second) == "done", MADE_S, "the second CNC job done", pair.logs)
+    check_made_once_at_b(pair, second, 2)
+    assert foreign_done_tasks(pair.b_db, a.name) == 3  # one part made per part asked for
+
+    def mirrored() -> bool:
+        (at_a, a_bad), (at_b, b_bad) = ledger(pair.a_db), ledger(pair.b_db)
+        return at_a.get(b.name) == -at_b.get(a.name, 0) and not a_bad and not b_bad
+
+    until(mirrored, 10, "hub-a's peer:hub-b == -(hub-b's peer:hub-a), postings balanced",
+          lambda: f"{ledger(pair.a_db)} {ledger(pair.b_db)}\n{pair.logs()}")  # fmt: skip
+    at_a, _ = ledger(pair.a_db)
+    assert at_a[b.name] > 0  # hub-b charged for its work, once per part
