@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from test_federation_hubs import SKEW_S, Hub, hub
+from test_federation_hubs import SKEW_S, TOKEN, Hub, hub
 from werkzeug.serving import make_server
 
 from fabnet.bus import topics
@@ -47,6 +47,7 @@ from fabnet.federation.advertise import CapacityService
 from fabnet.federation.capacity import CapacityLine, CapacitySummary, summary_json
 from fabnet.federation.delegate import Delegator
 from fabnet.federation.inbound import Verified
+from fabnet.federation.keys import HubKey
 from fabnet.federation.peers import PeerService
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
@@ -58,11 +59,14 @@ from fabnet.store import Store
 from fabnet.store.peer_models import PeerCapacityRow, PeerRow
 from fabnet.store.peer_reports import PeerTransfers, ensure_peer_machine, peer_tasks_in_flight
 from fabnet.store.peers import PeerCapacities, Peers
+from fabnet.web import create_app
 from fabnet.web.api.federation import make_peer_endpoints
+from fabnet.web.app import WebSettings
 
 PEER_LEASE_S = 900.0
 TRANSFER_S = 60.0
 BETA_TASK = "b" * 32
+CHECKOUT_LIBRARY = sorted(p.name for p in library_dir().iterdir())  # left as it is
 
 
 def now() -> datetime:
@@ -360,9 +364,30 @@ def test_no_agent_can_speak_as_a_peer_machine(rig: Rig) -> None:
     assert rig.store.tasks.get(task.task_id).progress == 0.0
 
 
+@contextmanager
+def hub_with_own_library(tmp_path: Path, name: str) -> Iterator[Hub]:
+    """A hub as ``test_federation_hubs.hub`` builds it, but whose library (where its intake
+    imports a peer's design) is ``<tmp>/<name>/designs``, never the checkout's."""
+    folder = tmp_path / name
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'fabnet.db'}")
+    service = HubService(store, DesignCatalog.for_hub(store, folder), lambda job, why: None)
+    key_file = folder / "federation" / "hub_ed25519.pem"
+    settings = WebSettings(data_dir=folder, federation=FederationConfig(name, key_file, SKEW_S))
+    app = create_app(service, ArtifactStore(folder / "artifacts"), TOKEN, settings=settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        yield Hub(name, app, store, url, HubKey.load_or_create(key_file))
+    finally:
+        server.shutdown()
+        store.close()
+
+
 def test_beta_hub_itself_takes_the_task(tmp_path: Path) -> None:
     """The same hand-over against beta's own app: its /tasks is the real intake."""
-    with hub(tmp_path, "alpha") as alpha, hub(tmp_path, "beta") as beta:
+    with hub(tmp_path, "alpha") as alpha, hub_with_own_library(tmp_path, "beta") as beta:
         alpha.add_peer(beta)
         beta.add_peer(alpha)
         assert alpha.operator().post("/api/v1/peers/beta/hello").status_code == 200
@@ -379,3 +404,5 @@ def test_beta_hub_itself_takes_the_task(tmp_path: Path) -> None:
         made = beta.store.tasks.get(theirs)
         job = beta.store.jobs.get(made.job_id).spec
         assert (job.requester, job.quantity, made.state) == ("peer:alpha", 1, TaskState.QUEUED)
+        assert (tmp_path / "beta" / "designs" / "alpha-cube-xyz-20mm").is_dir()
+    assert sorted(p.name for p in library_dir().iterdir()) == CHECKOUT_LIBRARY
