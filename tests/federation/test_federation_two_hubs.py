@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,9 @@ class Pair:
         return f"{self.a.output()}\n{self.b.output()}"
 
 
-@pytest.fixture
-def pair(tmp_path: Path, pg_url: str) -> Iterator[Pair]:
-    timings = Timings()
+@contextmanager
+def two_hubs(tmp_path: Path, pg_url: str, timings: Timings) -> Iterator[Pair]:
+    """hub-a and hub-b with their brokers, hubs and agents running, linked, not yet peered."""
     sites: list[Site] = []
     links: list[LinkProxy] = []
     try:
@@ -86,6 +87,12 @@ def pair(tmp_path: Path, pg_url: str) -> Iterator[Pair]:
             link.cut()
         for site in sites:
             site.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_url: str) -> Iterator[Pair]:
+    with two_hubs(tmp_path, pg_url, Timings()) as linked:
+        yield linked
 
 
 def peer_up(pair: Pair) -> None:
@@ -174,6 +181,19 @@ def ledger(url: str) -> tuple[dict[str, int], list[str]]:
         store.close()
 
 
+def check_credits_mirrored(pair: Pair) -> None:
+    """hub-a's balance of peer:hub-b is minus hub-b's of peer:hub-a, above zero (hub-b charged
+    for its work), and neither hub has an unbalanced posting."""
+    a, b = pair.a, pair.b
+
+    def mirrored() -> bool:
+        (at_a, a_bad), (at_b, b_bad) = ledger(pair.a_db), ledger(pair.b_db)
+        return at_a.get(b.name, 0) == -at_b.get(a.name, 0) > 0 and not a_bad and not b_bad
+
+    until(mirrored, 10, "hub-a's peer:hub-b == -(hub-b's peer:hub-a) > 0, postings balanced",
+          lambda: f"{ledger(pair.a_db)} {ledger(pair.b_db)}\n{pair.logs()}")  # fmt: skip
+
+
 def test_cnc_job_is_made_at_the_peer_once_through_a_kill_and_a_cut(pair: Pair) -> None:
     peer_up(pair)
     a, b = pair.a, pair.b
@@ -199,11 +219,45 @@ def test_cnc_job_is_made_at_the_peer_once_through_a_kill_and_a_cut(pair: Pair) -
     check_made_once_at_b(pair, second, 2)
     assert foreign_done_tasks(pair.b_db, a.name) == 3  # one part made per part asked for
 
-    def mirrored() -> bool:
-        (at_a, a_bad), (at_b, b_bad) = ledger(pair.a_db), ledger(pair.b_db)
-        return at_a.get(b.name) == -at_b.get(a.name, 0) and not a_bad and not b_bad
+    check_credits_mirrored(pair)
 
-    until(mirrored, 10, "hub-a's peer:hub-b == -(hub-b's peer:hub-a), postings balanced",
-          lambda: f"{ledger(pair.a_db)} {ledger(pair.b_db)}\n{pair.logs()}")  # fmt: skip
-    at_a, _ = ledger(pair.a_db)
-    assert at_a[b.name] > 0  # hub-b charged for its work, once per part
+
+# A peer's capacity believed for less than its lease: when the lease runs out during a cut,
+# hub-a does not try hub-b again until hub-b advertises after the link is back
+LEASE_TIMINGS = Timings(federation={
+    "tick_s": 1, "advertise_every_s": 2, "capacity_max_age_s": 6, "peer_lease_s": 12,
+    "overflow_after_s": 2, "transfer_timeout_s": 10})  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fabnet/web/api/federation_handlers.py builds ResultsInbox without peer_lease_s, so "
+    "hub-b's heartbeats extend hub-a's lease to the 900 s default and a silent hub-b keeps "
+    "the task; pass ctx.federation.peer_lease_s (passes with it: checked on a copy)",
+)
+def test_a_peer_silent_past_its_lease_loses_the_task_and_its_late_part_counts_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The link is cut while hub-b cuts the part, for longer than the peer lease: hub-a takes
+    the task back (lease expired). Once the link is back, hub-b's late "done" is recorded
+    (stale) and hub-a sends the task again, which hub-b binds to the part it already made:
+    done once at each hub, charged once."""
+    with two_hubs(tmp_path, pg_url, LEASE_TIMINGS) as pair:
+        peer_up(pair)
+        a, b = pair.a, pair.b
+        until(lambda: idle_line(capacity_of(a, b.name), "cnc", "plywood"), UP_S,
+              "hub-a to see hub-b's idle CNC router", pair.logs)  # fmt: skip
+        job = submit(a, requester_token(a, "rita"), 1)
+        until(lambda: tasks_in(a, job, "running"), MADE_S, "the part running at hub-b",
+              pair.logs)  # fmt: skip
+        pair.cut()
+        until(lambda: tasks_in(a, job, "queued"), 30,  # the lease, the sweep and slack
+              "hub-a to take the task back from silent hub-b", pair.logs)  # fmt: skip
+        pair.restore()
+        until(lambda: job_state(a, job) == "done", MADE_S, "the job done", pair.logs)
+        check_made_once_at_b(pair, job, 1)
+        task = a.api("GET", f"/jobs/{job}")["task_list"][0]
+        causes = [x["cause"] for x in a.api("GET", f"/tasks/{task['id']}")["attempts"]]
+        assert causes == ["lease_expired", "done"], causes
+        assert foreign_done_tasks(pair.b_db, a.name) == 1  # the part was made once
+        check_credits_mirrored(pair)
