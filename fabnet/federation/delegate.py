@@ -30,7 +30,8 @@ from fabnet.core.events import (
     TaskEvent,
     TaskOffered,
 )
-from fabnet.core.tasks import Transition
+from fabnet.core.states import AttemptCause
+from fabnet.core.tasks import TaskSnapshot, Transition
 from fabnet.errors import DeviceError, FabnetError, InvalidInput
 from fabnet.federation import wire
 from fabnet.federation.advertise import CapacityService
@@ -47,6 +48,7 @@ from fabnet.store.peers import Peer, PeerState
 log = logging.getLogger(__name__)
 
 COOL_DOWN_S = 600.0
+UNREACHABLE_COOL_DOWN_S = 60.0  # a peer restarting or cut off briefly is tried again soon
 TRANSFER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "fabnet:federation:transfers")
 SENT = "sent"
 ACCEPTED = "accepted"
@@ -65,12 +67,14 @@ class Delegator:
 
     def __init__(self, store: Store, peers: PeerService, capacities: CapacityService,
                  designs: DesignCatalog, clock: Callable[[], datetime], *,
-                 policy: OverflowPolicy = DEFAULT_POLICY, peer_lease_s: float = 900.0,
+                 policy: OverflowPolicy = DEFAULT_POLICY, peer_lease_s: float = wire.DEFAULT_PEER_LEASE_S,
                  transfer_timeout_s: float = 60.0, cool_down_s: float = COOL_DOWN_S,
+                 unreachable_cool_down_s: float = UNREACHABLE_COOL_DOWN_S,
                  ) -> None:  # fmt: skip
         for name, value in (("peer_lease_s", peer_lease_s),
                             ("transfer_timeout_s", transfer_timeout_s),
-                            ("cool_down_s", cool_down_s)):  # fmt: skip
+                            ("cool_down_s", cool_down_s),
+                            ("unreachable_cool_down_s", unreachable_cool_down_s)):  # fmt: skip
             if not value > 0:
                 raise InvalidInput(f"{name} must be > 0, got {value!r}")
         self._store = store
@@ -82,6 +86,7 @@ class Delegator:
         self._lease_s = peer_lease_s
         self._offer_s = transfer_timeout_s
         self._cool_down = timedelta(seconds=cool_down_s)
+        self._unreachable_cool_down = timedelta(seconds=unreachable_cool_down_s)
         self._transfers = PeerTransfers(store.db)
         self._task_cool: dict[tuple[str, str], datetime] = {}  # (task, peer) -> until
         self._peer_cool: dict[str, datetime] = {}  # peer -> until (unreachable)
@@ -127,6 +132,8 @@ class Delegator:
         if isinstance(design, str):
             return design
         machine_id = wire.peer_machine_id(peer.name)
+        if made_there_before(self._store.tasks.get(task_id), machine_id):
+            return f"not sent: {peer.name} made this part before and it was rejected"
         now = self._clock()
         if machine_id not in self._machines:
             ensure_peer_machine(self._store.db, machine_id, peer.name, now)
@@ -198,10 +205,10 @@ class Delegator:
 
     def _declined(self, task_id: str, peer: str, offer_no: int, kind: str, why: str, *,
                   peer_wide: bool) -> str:  # fmt: skip
-        until = self._clock() + self._cool_down
-        if peer_wide:
-            self._peer_cool[peer] = until
-        self._task_cool[(task_id, peer)] = until
+        if peer_wide:  # unreachable: the whole peer, briefly; the task may go elsewhere
+            self._peer_cool[peer] = self._clock() + self._unreachable_cool_down
+        else:
+            self._task_cool[(task_id, peer)] = self._clock() + self._cool_down
         event = TaskDeclined(machine_id=wire.peer_machine_id(peer), offer_no=offer_no,
                              reason=f"{kind}: {why}"[:500],
                              event_id=transfer_event_id(peer, task_id, offer_no, "declined"))  # fmt: skip
@@ -212,3 +219,10 @@ class Delegator:
     def _forget_cool_downs(self, now: datetime) -> None:
         self._task_cool = {k: t for k, t in self._task_cool.items() if t > now}
         self._peer_cool = {k: t for k, t in self._peer_cool.items() if t > now}
+
+
+def made_there_before(task: TaskSnapshot, machine_id: str) -> bool:
+    """True when ``machine_id`` already made this task once (its requester rejected that
+    part): a peer would bind the task to the part it made and report it done again, so a
+    rejected part is never sent back to the peer that made it."""
+    return any(a.machine_id == machine_id and a.cause is AttemptCause.DONE for a in task.attempts)

@@ -86,7 +86,7 @@ class ResultsInbox:
     """Receives peers' report batches (a ``PeerHandler``)."""
 
     def __init__(self, store: Store, clock: Callable[[], datetime], *,
-                 peer_lease_s: float = 900.0) -> None:  # fmt: skip
+                 peer_lease_s: float = wire.DEFAULT_PEER_LEASE_S) -> None:  # fmt: skip
         if not peer_lease_s > 0:
             raise InvalidInput(f"peer_lease_s must be > 0, got {peer_lease_s!r}")
         self._store = store

@@ -35,6 +35,7 @@ PEER_MACHINE_PREFIX = "peer:"  # a task held by a peer hub is held by machine "p
 MAX_MESH_BYTES = 32 * 1024 * 1024  # the largest mesh one transfer carries
 MAX_REPORTS = 500  # reports per batch
 MAX_TEXT = 400
+DEFAULT_PEER_LEASE_S = 900.0  # how long a peer holds a task without a report ([federation])
 
 
 def peer_machine_id(hub: str) -> str:

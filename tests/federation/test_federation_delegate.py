@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from test_federation_hubs import SKEW_S, TOKEN, Hub, hub
+from test_federation_hubs import SKEW_S, Hub, hub
 from werkzeug.serving import make_server
 
 from fabnet.bus import topics
@@ -33,9 +33,11 @@ from fabnet.core.designs import Design
 from fabnet.core.events import (
     TaskAccepted,
     TaskAssigned,
+    TaskCompleted,
     TaskEvent,
     TaskOffered,
     TaskProgressed,
+    TaskRejected,
 )
 from fabnet.core.jobs import JobSpec
 from fabnet.core.machines import Machine
@@ -47,7 +49,6 @@ from fabnet.federation.advertise import CapacityService
 from fabnet.federation.capacity import CapacityLine, CapacitySummary, summary_json
 from fabnet.federation.delegate import Delegator
 from fabnet.federation.inbound import Verified
-from fabnet.federation.keys import HubKey
 from fabnet.federation.peers import PeerService
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
@@ -59,9 +60,7 @@ from fabnet.store import Store
 from fabnet.store.peer_models import PeerCapacityRow, PeerRow
 from fabnet.store.peer_reports import PeerTransfers, ensure_peer_machine, peer_tasks_in_flight
 from fabnet.store.peers import PeerCapacities, Peers
-from fabnet.web import create_app
 from fabnet.web.api.federation import make_peer_endpoints
-from fabnet.web.app import WebSettings
 
 PEER_LEASE_S = 900.0
 TRANSFER_S = 60.0
@@ -200,16 +199,51 @@ def test_an_unreachable_peer_gets_nothing_during_its_cool_down(pair: Pair,
     (task_id,) = pair.submit()
     with hub(tmp_path, "gone") as gone:
         dead_url = gone.url  # served by nobody once this block ends
-    with pair.alpha.store.db.write() as s:  # beta moved (the operator would re-add it)
-        row = s.get(PeerRow, "beta")
-        assert row is not None
-        row.url = dead_url
+    set_peer_url(pair.alpha, "beta", dead_url)  # beta moved (the operator would re-add it)
     delegator = pair.delegator()
     outcome = delegator.round()[task_id]
     assert outcome.startswith(f"unreachable: cannot reach peer beta at {dead_url}")
     assert pair.alpha.store.tasks.get(task_id).state is TaskState.QUEUED
     assert delegator.round() == {}  # beta cools down: no peer to plan with
     assert pair.edge.received == []
+
+
+def test_a_part_rejected_after_a_peer_made_it_is_not_sent_back_there(pair: Pair) -> None:
+    """The peer would bind the task to the part it already made and report it done again:
+    a rejected part stays home (or goes to another peer), never back to its maker."""
+    (task_id,) = pair.submit()
+    delegator = pair.delegator()
+    assert delegator.round() == {task_id: f"accepted by beta as its task {BETA_TASK}"}
+    done = TaskCompleted(machine_id="peer:beta", offer_no=1, grams=3.0, machine_hours=0.2)
+    assert isinstance(pair.alpha.store.apply_event(task_id, done, now()), Transition)
+    rejected = TaskRejected(reason="damaged", rejected_by="req")
+    assert isinstance(pair.alpha.store.apply_event(task_id, rejected, now()), Transition)
+    assert delegator.round() == {
+        task_id: "not sent: beta made this part before and it was rejected"
+    }
+    assert pair.alpha.store.tasks.get(task_id).state is TaskState.QUEUED
+    assert len(pair.edge.received) == 1
+
+
+def test_an_unreachable_peer_is_tried_again_after_its_short_cool_down(pair: Pair,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    (task_id,) = pair.submit()
+    edge_url = pair.edge.url
+    with hub(tmp_path, "gone") as gone:
+        dead_url = gone.url
+    set_peer_url(pair.alpha, "beta", dead_url)
+    delegator = pair.delegator(unreachable_cool_down_s=0.5)
+    assert delegator.round()[task_id].startswith("unreachable:")
+    set_peer_url(pair.alpha, "beta", edge_url)  # the link is back
+    time.sleep(0.6)
+    assert delegator.round() == {task_id: f"accepted by beta as its task {BETA_TASK}"}
+
+
+def set_peer_url(h: Hub, peer: str, url: str) -> None:
+    with h.store.db.write() as s:
+        row = s.get(PeerRow, peer)
+        assert row is not None
+        row.url = url
 
 
 def test_a_crash_between_offer_and_request_lapses_by_the_offer_sweep(pair: Pair) -> None:
@@ -364,30 +398,9 @@ def test_no_agent_can_speak_as_a_peer_machine(rig: Rig) -> None:
     assert rig.store.tasks.get(task.task_id).progress == 0.0
 
 
-@contextmanager
-def hub_with_own_library(tmp_path: Path, name: str) -> Iterator[Hub]:
-    """A hub as ``test_federation_hubs.hub`` builds it, but whose library (where its intake
-    imports a peer's design) is ``<tmp>/<name>/designs``, never the checkout's."""
-    folder = tmp_path / name
-    folder.mkdir()
-    store = Store(f"sqlite:///{folder / 'fabnet.db'}")
-    service = HubService(store, DesignCatalog.for_hub(store, folder), lambda job, why: None)
-    key_file = folder / "federation" / "hub_ed25519.pem"
-    settings = WebSettings(data_dir=folder, federation=FederationConfig(name, key_file, SKEW_S))
-    app = create_app(service, ArtifactStore(folder / "artifacts"), TOKEN, settings=settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        yield Hub(name, app, store, url, HubKey.load_or_create(key_file))
-    finally:
-        server.shutdown()
-        store.close()
-
-
 def test_beta_hub_itself_takes_the_task(tmp_path: Path) -> None:
     """The same hand-over against beta's own app: its /tasks is the real intake."""
-    with hub(tmp_path, "alpha") as alpha, hub_with_own_library(tmp_path, "beta") as beta:
+    with hub(tmp_path, "alpha") as alpha, hub(tmp_path, "beta") as beta:
         alpha.add_peer(beta)
         beta.add_peer(alpha)
         assert alpha.operator().post("/api/v1/peers/beta/hello").status_code == 200

@@ -28,7 +28,6 @@ from fabnet.federation.keys import HubKey
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.service import HubService
-from fabnet.library.design import library_dir
 from fabnet.store import Store
 from fabnet.store.peers import PeerNonces, Peers
 from fabnet.web import create_app
@@ -70,7 +69,9 @@ def hub(tmp_path: Path, name: str, *, federated: bool = True) -> Iterator[Hub]:
     folder = tmp_path / name
     folder.mkdir()
     store = Store(f"sqlite:///{folder / 'fabnet.db'}")
-    service = HubService(store, DesignCatalog(store, library_dir()), lambda job, why: None)
+    # its own library under tmp: a peer's design it takes in is imported there, never into
+    # the checkout's designs/ (the seeded library stays behind it, read-only)
+    service = HubService(store, DesignCatalog.for_hub(store, folder), lambda job, why: None)
     key_file = folder / "federation" / "hub_ed25519.pem"
     federation = FederationConfig(name, key_file, SKEW_S) if federated else None
     settings = WebSettings(data_dir=folder, federation=federation)

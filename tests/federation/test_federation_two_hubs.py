@@ -229,12 +229,6 @@ LEASE_TIMINGS = Timings(federation={
     "overflow_after_s": 2, "transfer_timeout_s": 10})  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fabnet/web/api/federation_handlers.py builds ResultsInbox without peer_lease_s, so "
-    "hub-b's heartbeats extend hub-a's lease to the 900 s default and a silent hub-b keeps "
-    "the task; pass ctx.federation.peer_lease_s (passes with it: checked on a copy)",
-)
 def test_a_peer_silent_past_its_lease_loses_the_task_and_its_late_part_counts_once(
     tmp_path: Path, pg_url: str
 ) -> None:

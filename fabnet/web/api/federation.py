@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from fabnet.errors import InvalidInput
 from fabnet.federation import signing as sg
 from fabnet.federation.advertise import CapacityService
-from fabnet.federation.capacity import summary_json
+from fabnet.federation.capacity import DEFAULT_MAX_AGE_S, summary_json
 from fabnet.federation.inbound import InboundVerifier, Verified
 from fabnet.federation.peers import PeerService, check_terms, peer_json
 from fabnet.federation.replay import ReplayGuard
@@ -64,13 +64,18 @@ KEY = Schema(
 )
 
 
+def capacity_max_age_s(ctx: ApiContext) -> float:
+    """How long a peer's capacity summary is believed: ``[federation] capacity_max_age_s``."""
+    return ctx.federation.capacity_max_age_s if ctx.federation else DEFAULT_MAX_AGE_S
+
+
 def peer_service(ctx: ApiContext) -> PeerService:
     return PeerService(Peers(ctx.store.db), ctx.federation, ctx.clock)
 
 
 def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     service = peer_service(ctx)
-    capacities = CapacityService(ctx.store, service, ctx.clock)
+    capacities = CapacityService(ctx.store, service, ctx.clock, capacity_max_age_s(ctx))
     ops = (OPERATOR,)
 
     @routes.route("GET", "/federation/key", summary="This hub's name and public key (operators)",
@@ -137,7 +142,7 @@ def make_peer_endpoints(ctx: ApiContext, handlers: Mapping[str, PeerHandler]) ->
     skew_s = service.max_skew_s
     nonces = PeerNonces(ctx.store.db)
     verifier = InboundVerifier(service.peers, ReplayGuard(nonces, skew_s), skew_s)
-    capacities = CapacityService(ctx.store, service, ctx.clock)
+    capacities = CapacityService(ctx.store, service, ctx.clock, capacity_max_age_s(ctx))
     blueprint = Blueprint("federation_v1", __name__, url_prefix=PEER_PREFIX)
 
     @blueprint.errorhandler(sg.SignatureRefused)

@@ -4,10 +4,16 @@ stays the one place requests are verified and answers signed."""
 
 from __future__ import annotations
 
+from fabnet.federation import wire
 from fabnet.federation.intake import Intake
 from fabnet.federation.results import ResultsInbox
 from fabnet.web.api.context import ApiContext
 from fabnet.web.api.federation import PeerHandler, peer_service
+
+
+def peer_lease_s(ctx: ApiContext) -> float:
+    """The lease a peer's report extends: the hub's ``[federation] peer_lease_s``."""
+    return ctx.federation.peer_lease_s if ctx.federation else wire.DEFAULT_PEER_LEASE_S
 
 
 def peer_handlers(ctx: ApiContext) -> dict[str, PeerHandler]:
@@ -16,5 +22,5 @@ def peer_handlers(ctx: ApiContext) -> dict[str, PeerHandler]:
         "/tasks": Intake(
             ctx.store, ctx.service, peer_service(ctx), ctx.service.designs, ctx.clock
         ).receive,
-        "/reports": ResultsInbox(ctx.store, ctx.clock).receive,
+        "/reports": ResultsInbox(ctx.store, ctx.clock, peer_lease_s=peer_lease_s(ctx)).receive,
     }
