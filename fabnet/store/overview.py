@@ -20,6 +20,11 @@ from fabnet.store.convert import snapshot_from_row
 from fabnet.store.database import Database
 from fabnet.store.listings import ledger_series
 from fabnet.store.models import AttemptRow, LedgerRow, MachineRow, TaskRow
+from fabnet.store.tasks import PEER_HELD_PREFIX
+
+# The wall and the machine counts show makers' machines; the pseudo-machine "peer:<hub>" that
+# holds a task a peer hub makes (issue 12) is not one (the peers page shows that work)
+REAL_MACHINE = MachineRow.id.not_like(PEER_HELD_PREFIX + "%")
 
 # The wall shows machines in this order: what needs a look first.
 WALL_ORDER = (
@@ -80,8 +85,10 @@ class OverviewReads:
 
     def machine_counts(self) -> dict[str, dict[str, int]]:
         """Machines by kind, then by state; one GROUP BY."""
-        query = select(MachineRow.kind, MachineRow.state, func.count()).group_by(
-            MachineRow.kind, MachineRow.state
+        query = (
+            select(MachineRow.kind, MachineRow.state, func.count())
+            .where(REAL_MACHINE)
+            .group_by(MachineRow.kind, MachineRow.state)
         )
         out: dict[str, dict[str, int]] = {}
         with self._db.read() as s:
@@ -99,11 +106,12 @@ class OverviewReads:
         )
         query = (
             select(MachineRow.id, MachineRow.state, MachineRow.kind)
+            .where(REAL_MACHINE)
             .order_by(rank, MachineRow.id)
             .limit(limit)
         )
         with self._db.read() as s:
-            total = int(s.scalar(select(func.count()).select_from(MachineRow)) or 0)
+            total = int(s.scalar(select(func.count()).where(REAL_MACHINE)) or 0)
             rows = list(s.execute(query))
             held = _leased_on(s, [r[0] for r in rows])
         machines = [
