@@ -214,6 +214,19 @@ api_token = "{api_token}"
 # A slicer per machine ("<agent>/<machine>"), over [hub] slicer; optional:
 # [slicers]
 # "ada/mk3s-1" = "prusaslicer"
+
+# Sharing work with peer hubs (README "Federation"; peers are added with fabnet peers add);
+# optional, these are the defaults:
+# [federation]
+# name = "hub"              # this hub's name among its peers (default: [hub] id)
+# key_file = ""             # its Ed25519 key; "" = <data_dir>/federation/hub_ed25519.pem
+# max_clock_skew_s = 300    # a signed request from a peer older or newer than this is refused
+# tick_s = 5                # how often work is sent to peers and reported back
+# advertise_every_s = 60    # how often this hub's capacity is sent to its peers
+# capacity_max_age_s = 600  # a peer's capacity is believed this long
+# overflow_after_s = 86400  # a task nobody here took within this may go to a peer
+# peer_lease_s = 900        # a peer silent this long loses the task it holds
+# transfer_timeout_s = 60   # a task offered to a peer returns to the queue if not taken by then
 """
 SECRET_BYTES = 24  # secrets.token_urlsafe(24): 32 characters
 

@@ -4,6 +4,7 @@ FABNET_FEDERATION_* checked and named when wrong."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from fabnet.errors import ConfigError
 from fabnet.federation.advertise import ADVERTISE_EVERY_S
 from fabnet.federation.capacity import DEFAULT_MAX_AGE_S
 from fabnet.federation.overflow import DEFAULT_MAX_WAIT
+from fabnet.hub.cli import HUB_EXAMPLE
 
 BASE = '[hub]\nid = "north"\ndata_dir = "data"\n[http]\napi_token = "t-0123456789abcdef"\n' \
        '[broker]\npassword = "broker-secret-123"\n'  # fmt: skip
@@ -94,3 +96,17 @@ def test_timings_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("FABNET_FEDERATION_CAPACITY_MAX_AGE_S", "never")
     with pytest.raises(ConfigError, match="FABNET_FEDERATION_CAPACITY_MAX_AGE_S"):
         load_hub_config(path)
+
+
+
+def test_the_commented_block_fabnet_init_writes_states_the_defaults(tmp_path: Path) -> None:
+    """Uncommented as it stands, ``fabnet init hub``'s [federation] block changes nothing but
+    the name it spells out."""
+    example = HUB_EXAMPLE.split("# [federation]\n", 1)[1]
+    block = "".join(line[2:] + "\n" for line in example.splitlines() if line.startswith("# "))
+    assert "peer_lease_s = 900" in block
+    defaults = load_hub_config(write(tmp_path)).federation
+    written = load_hub_config(write(tmp_path, "[federation]\n" + block)).federation
+    assert written is not None and defaults is not None
+    assert written.name == "hub"
+    assert dataclasses.replace(written, name=defaults.name) == defaults
