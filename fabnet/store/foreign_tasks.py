@@ -9,7 +9,6 @@ receiving one transfer at the same moment never both bind it; the loser reads ag
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from fabnet.store.database import Database
 from fabnet.store.foreign_models import TABLES, ForeignTaskRow
 from fabnet.store.models import LedgerRow
-from fabnet.store.schema_lock import schema_lock
+from fabnet.store.schema_lock import LazyTables
 
 
 @dataclass(frozen=True)
@@ -56,18 +55,11 @@ class ForeignTasks:
     not answer yet must still start)."""
 
     def __init__(self, db: Database) -> None:
-        self._raw = db
-        self._lock = threading.Lock()
-        self._ready = False
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:
-        if not self._ready:
-            with self._lock, schema_lock(self._raw.engine):
-                for table in TABLES:
-                    table.create(self._raw.engine, checkfirst=True)  # type: ignore[attr-defined]
-                self._ready = True
-        return self._raw
+        return self._tables.database()
 
     def get(self, origin: str, origin_task_id: str) -> Binding | None:
         with self.db.read() as s:

@@ -9,7 +9,6 @@ schema lock), like ``fabnet.store.peers``, so a database made by an older fabnet
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +22,7 @@ from fabnet.core.states import LEASED_TASK_STATES, MachineKind, MachineState, Ta
 from fabnet.store.catalog import Catalog
 from fabnet.store.database import Database
 from fabnet.store.models import ID, Base, MachineRow, MakerRow, TaskRow
-from fabnet.store.schema_lock import schema_lock
+from fabnet.store.schema_lock import LazyTables
 from fabnet.store.tasks import PEER_HELD_PREFIX
 
 REPORT_ID = String(200)
@@ -69,28 +68,11 @@ class PeerTransferRow(Base):
 TABLES = (PeerReportRow.__table__, PeerTransferRow.__table__)
 
 
-class _Tables:
-    """Creates this module's tables on first use (see the module docstring)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def database(self) -> Database:
-        if not self._ready:
-            with self._lock, schema_lock(self._db.engine):
-                for table in TABLES:
-                    table.create(self._db.engine, checkfirst=True)  # type: ignore[attr-defined]
-                self._ready = True
-        return self._db
-
-
 class PeerTransfers:
     """Transfers of tasks to peers on ``db`` (``PeerTransferRow``)."""
 
     def __init__(self, db: Database) -> None:
-        self._tables = _Tables(db)
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:
@@ -143,7 +125,7 @@ class PeerReports:
     """The final reports of peers on ``db``; creates its table on first use."""
 
     def __init__(self, db: Database) -> None:
-        self._tables = _Tables(db)
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import enum
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from fabnet.errors import Conflict, NotFound
 from fabnet.store.database import Database
 from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
-from fabnet.store.schema_lock import schema_lock
+from fabnet.store.schema_lock import LazyTables
 
 
 class PeerState(enum.Enum):
@@ -63,29 +62,11 @@ def _peer(row: PeerRow) -> Peer:
                 row.created_at, row.updated_at, row.hello_in_at, row.hello_out_at)  # fmt: skip
 
 
-class _Tables:
-    """Creates the federation tables on first use, not on construction: a hub whose database
-    does not answer yet must still start (and say so on /healthz)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def database(self) -> Database:
-        if not self._ready:
-            with self._lock, schema_lock(self._db.engine):
-                for table in TABLES:
-                    table.create(self._db.engine, checkfirst=True)  # type: ignore[attr-defined]
-                self._ready = True
-        return self._db
-
-
 class Peers:
     """The peer table on ``db``; creates its tables on first use."""
 
     def __init__(self, db: Database) -> None:
-        self._tables = _Tables(db)
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:
@@ -157,7 +138,7 @@ class PeerNonces:
     the last skew window (expired ones are deleted as new ones come in)."""
 
     def __init__(self, db: Database) -> None:
-        self._tables = _Tables(db)
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:
@@ -199,7 +180,7 @@ class PeerCapacities:
     (a summary delayed in the network never overwrites a later one)."""
 
     def __init__(self, db: Database) -> None:
-        self._tables = _Tables(db)
+        self._tables = LazyTables(db, TABLES)
 
     @property
     def db(self) -> Database:
