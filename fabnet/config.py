@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 from fabnet.bus.topics import check_id
 from fabnet.config_env import AGENT_KEYS, HUB_KEYS, apply_env
+from fabnet.config_tables import FederationConfig, canonical_value, economy_terms, federation_config
 from fabnet.core.credits import Terms
 from fabnet.drivers.registry import DRIVER_OPTIONS, Scalar, check_driver_options
 from fabnet.errors import ConfigError, InvalidInput
@@ -82,32 +83,6 @@ class BrokerConfig:
             )
         tls, default_port = scheme
         return cls(parsed.hostname, port or default_port, username, password, tls=tls)
-
-
-@dataclass(frozen=True)
-class FederationConfig:
-    """``[federation]`` (issue 12): this hub's name among its peers (default: its id), the file
-    holding its Ed25519 private key (default: ``<data_dir>/federation/hub_ed25519.pem``,
-    made on first use) and the clock skew allowed on a signed request between hubs.
-
-    The federation tick (``fabnet.federation.tick``) runs every ``tick_s`` in dispatching
-    roles: it advertises this hub's capacity every ``advertise_every_s``, offers abroad the
-    tasks that waited ``overflow_after_s`` (or that home cannot serve), believing a peer's
-    capacity for ``capacity_max_age_s``; a peer holds a task for ``peer_lease_s`` after its
-    last report and has ``transfer_timeout_s`` to answer a transfer (the offer's timeout).
-    """
-
-    name: str
-    key_file: Path
-    max_clock_skew_s: float = 300.0
-    # the same defaults as advertise.ADVERTISE_EVERY_S, capacity.DEFAULT_MAX_AGE_S and
-    # overflow.DEFAULT_MAX_WAIT (a test keeps them equal: reading a config imports none of them)
-    tick_s: float = 5.0
-    advertise_every_s: float = 60.0
-    capacity_max_age_s: float = 600.0
-    overflow_after_s: float = 24 * 3600.0
-    peer_lease_s: float = 900.0
-    transfer_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -245,59 +220,15 @@ def load_hub_config(path: Path) -> HubConfig:
         artifacts_dir=hub.path("artifacts_dir", ""),
         token_secret=_token_secret(hub),
         health_port=http.integer("health_port", 0, 65535, 0),
-        economy=_economy(economy),
+        economy=economy_terms(economy),
     )
-    config = replace(config, federation=_federation(federation, config.hub_id, data_dir))
+    config = replace(config, federation=federation_config(federation, config.hub_id, data_dir))
     for table in (hub, broker, db, http, economy, federation, root):
         table.finish()
     return config
 
 
 MIN_TOKEN_SECRET = 32
-
-
-def _economy(table: TableReader) -> Terms:
-    """``[economy]``: the network fee (percent, on top of makers' prices), the currency shown
-    beside credits and one credit's value in it, the hours after which the hub accepts a done
-    part for a silent requester, how many credits of debt a requester may commit, and whether
-    every job must be covered by credits (``require_credits``)."""
-    try:
-        return Terms(
-            fee_bp=round(table.number("fee_percent", 0, 50, 10) * 100),
-            currency=table.text("currency", "EUR"),
-            credit_value_milli=round(table.number("credit_value", 0.001, 1e9, 1) * 1000),
-            auto_accept_after_s=table.number("auto_accept_after_h", 0.01, 8760, 72) * 3600,
-            debt_limit_mc=round(table.number("allow_debt_credits", 0, 1e9, 0) * 1000),
-            require_credits=table.boolean("require_credits", False),
-        )
-    except InvalidInput as exc:
-        raise ConfigError(f"{table.file}: [economy] {exc}") from None
-
-
-def _federation(table: TableReader, hub_id: str, data_dir: Path) -> FederationConfig:
-    """``[federation]``: ``name`` (checked as ids are: it travels in headers and topics),
-    ``key_file``, ``max_clock_skew_s`` and the timings of the federation tick. A capacity
-    summary must outlive the advertising period, or a peer's summary goes stale between two
-    advertisements and it is never offered work."""
-    key_file = table.path("key_file", "")
-    day, fed = 86400.0, FederationConfig
-    config = FederationConfig(
-        name=_canonical(table, "name", check_id, table.text("name", hub_id)),
-        key_file=key_file or data_dir / "federation" / "hub_ed25519.pem",
-        max_clock_skew_s=table.number("max_clock_skew_s", 1, 3600, fed.max_clock_skew_s),
-        tick_s=table.number("tick_s", 0.2, 3600, fed.tick_s),
-        advertise_every_s=table.number("advertise_every_s", 1, day, fed.advertise_every_s),
-        capacity_max_age_s=table.number("capacity_max_age_s", 1, 7 * day, fed.capacity_max_age_s),
-        overflow_after_s=table.number("overflow_after_s", 1, 365 * day, fed.overflow_after_s),
-        peer_lease_s=table.number("peer_lease_s", 5, 30 * day, fed.peer_lease_s),
-        transfer_timeout_s=table.number("transfer_timeout_s", 1, 3600, fed.transfer_timeout_s),
-    )
-    if config.capacity_max_age_s <= config.advertise_every_s:
-        raise ConfigError(
-            f"{table.source('capacity_max_age_s')} must be greater than advertise_every_s "
-            f"({config.advertise_every_s:g}), got {config.capacity_max_age_s:g}"
-        )
-    return config
 
 
 def _token_secret(hub: TableReader) -> str:
@@ -358,7 +289,7 @@ def _machine(t: TableReader) -> MachineConfig:
         material=_material(t, "material"),
         policy=MachinePolicy(
             materials=tuple(
-                _canonical(policy, "materials", canonical_material, m)
+                canonical_value(policy, "materials", canonical_material, m)
                 for m in policy.strings("materials")
             ),
             max_task_hours=policy.number("max_task_hours", 0.01, 1000, 24),
@@ -374,11 +305,11 @@ def _machine(t: TableReader) -> MachineConfig:
 
 def _id(t: TableReader, default: str | None = None) -> str:
     """An ``id`` key: it names MQTT topics and broker accounts, so it is checked as they are."""
-    return _canonical(t, "id", check_id, t.text("id", default))
+    return canonical_value(t, "id", check_id, t.text("id", default))
 
 
 def _material(t: TableReader, key: str) -> str:
-    return _canonical(t, key, canonical_material, t.text(key))
+    return canonical_value(t, key, canonical_material, t.text(key))
 
 
 def _profile(t: TableReader) -> str:
@@ -386,15 +317,7 @@ def _profile(t: TableReader) -> str:
     value = t.text("profile")
     if value.endswith(".toml"):
         return str(t.path("profile"))
-    return _canonical(t, "profile", canonical_profile, value)
-
-
-def _canonical(t: TableReader, key: str, canonical: Callable[[str, str], str], value: str) -> str:
-    """``canonical(value)``, its InvalidInput turned into a ConfigError naming file and key."""
-    try:
-        return canonical(value, key)
-    except InvalidInput as exc:
-        raise ConfigError(f"{t.source(key)}: {exc}") from None
+    return canonical_value(t, "profile", canonical_profile, value)
 
 
 def _driver_options(t: TableReader, machine_id: str, driver: str) -> dict[str, Scalar]:

@@ -137,6 +137,7 @@ RANKS: dict[str, int] = {
             "fabnet.seed",
             "fabnet.config",
             "fabnet.config_env",
+            "fabnet.config_tables",
             "fabnet.lifetime",
             "fabnet.secrets_check",
         ),

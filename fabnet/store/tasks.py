@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,6 @@ from fabnet.core.events import (
 from fabnet.core.matching import TaskRequest
 from fabnet.core.states import (
     LEASED_TASK_STATES,
-    AttemptCause,
     IgnoreReason,
     MachineState,
     TaskState,
@@ -38,10 +37,11 @@ from fabnet.core.states import (
 from fabnet.core.tasks import Ignored, Outcome, TaskSnapshot, Transition
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import FabnetError, InvalidInput, NotFound
-from fabnet.store.convert import request_from_row, snapshot_from_row
+from fabnet.store.convert import snapshot_from_row
 from fabnet.store.database import Database
 from fabnet.store.job_counts import CountDeltas
 from fabnet.store.models import AttemptRow, EventRow, MachineRow, TaskRow
+from fabnet.store.queue_reads import match_requests, queued_query
 from fabnet.store.transitions import apply_locked, attempt_rows
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Tasks:
         Order: priority (high first), deadline (none last), age. Machines that failed a task
         before are in its ``avoid_machines``.
         """
-        return self._db.reading(lambda s: _requests(s, list(s.scalars(_queued_query(limit)))))
+        return self._db.reading(lambda s: match_requests(s, list(s.scalars(queued_query(limit)))))
 
     def claimed_unassigned(self, older_than: datetime, limit: int) -> list[TaskSnapshot]:
         """Tasks claimed (accepted, no G-code assigned yet) at or before ``older_than``,
@@ -276,13 +276,13 @@ class Tasks:
         if limit < 1:
             return []
         with self._db.write() as s:
-            rows = list(s.scalars(_queued_query(limit).with_for_update(skip_locked=True)))
+            rows = list(s.scalars(queued_query(limit).with_for_update(skip_locked=True)))
             if not rows:
                 return []
             by_id = {r.id: r for r in rows}
             counts = CountDeltas()
             done: list[Transition] = []
-            for task_id, event in match(_requests(s, rows)):
+            for task_id, event in match(match_requests(s, rows)):
                 if task_id not in by_id:
                     raise InvalidInput(f"match offered task {task_id}, which it was not given")
                 if not isinstance(event, TaskOffered):
@@ -371,34 +371,6 @@ def _aware(at: datetime) -> datetime:
 def _not_peer_held() -> Any:
     """Tasks not held by a peer hub: a peer's claim has no G-code for this hub to make."""
     return TaskRow.machine_id.not_like(PEER_HELD_PREFIX + "%")
-
-
-def _queued_query(limit: int) -> Select[TaskRow]:
-    return (
-        select(TaskRow)
-        .where(TaskRow.state == TaskState.QUEUED.value)
-        .order_by(
-            TaskRow.priority.desc(),
-            TaskRow.deadline.asc().nulls_last(),
-            TaskRow.created_at,
-            TaskRow.id,
-        )
-        .limit(limit)
-    )
-
-
-def _requests(s: Session, rows: list[TaskRow]) -> list[TaskRequest]:
-    """``rows`` as match requests, each avoiding the machines that failed it before."""
-    failed = s.execute(
-        select(AttemptRow.task_id, AttemptRow.machine_id).where(
-            AttemptRow.task_id.in_([r.id for r in rows]),
-            AttemptRow.cause == AttemptCause.FAILED.value,
-        )
-    )
-    avoid: dict[str, set[str]] = {}
-    for task_id, machine_id in failed:
-        avoid.setdefault(task_id, set()).add(machine_id)
-    return [request_from_row(r, frozenset(avoid.get(r.id, ()))) for r in rows]
 
 
 def _integrity_outcome(

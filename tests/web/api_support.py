@@ -4,6 +4,7 @@ every role, two makers' machines (one asks its maker), and a dispatcher with no 
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from fabnet.bus.client import BusClient, BusSettings
 from fabnet.core import events as ev
@@ -130,3 +132,15 @@ def json_of(answer: Any) -> Any:
     data = answer.get_json()
     assert data is not None, answer.get_data(as_text=True)
     return data
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` served on a free loopback port for the block (threaded): its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

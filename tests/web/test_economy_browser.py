@@ -6,18 +6,16 @@ store (no machines); every action in the browser is a click."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from api_support import CUBE, ApiHub, api_hub
+from api_support import CUBE, ApiHub, api_hub, serving
 from browser_support import chrome, job_id_in, log_in, screenshot, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
-from werkzeug.serving import make_server
 
 from fabnet.core import events as ev
 from fabnet.core.credits import FEE_ACCOUNT, Review
@@ -47,13 +45,8 @@ def finish(hub: ApiHub, task_id: str, machine: str) -> None:
 def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
     with api_hub(tmp_path) as hub:
         hub.store.credits.grant("welcome-ada", "ada", GRANT_MC, datetime.now(UTC))
-        server = make_server("127.0.0.1", 0, hub.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield hub, f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
+        with serving(hub.app) as url:
+            yield hub, url
 
 
 @pytest.fixture

@@ -7,25 +7,22 @@ applying the core's events through the store (our own code, no machines)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from api_support import ApiHub, api_hub
+from api_support import ApiHub, api_hub, serving
 from browser_support import chrome, log_in, screenshot, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from werkzeug.serving import make_server
 
 from fabnet.core import events as ev
-from fabnet.core.machines import Machine
-from fabnet.core.states import MachineKind, MachineState
 from fabnet.core.tasks import Transition
 from fabnet.federation import wire
 from fabnet.federation.keys import HubKey
 from fabnet.federation.settlement import peer_balances, settle_peer_work
+from fabnet.store.peer_reports import ensure_peer_machine
 
 OWED_MC = 1500
 
@@ -45,26 +42,11 @@ def make(hub: ApiHub, task_id: str, machine: str) -> None:
         assert isinstance(hub.store.apply_event(task_id, event, now), Transition), event
 
 
-def peer_machine(hub: ApiHub, name: str) -> str:
-    """The pseudo-machine holding tasks sent to peer ``name`` (offline: never matched)."""
-    machine_id = wire.peer_machine_id(name)
-    hub.store.catalog.add_maker(f"hub {name}", datetime.now(UTC), maker_id=machine_id)
-    hub.store.catalog.upsert_machine(Machine(machine_id, machine_id, MachineKind.FDM,
-                                             (300.0, 300.0, 300.0), 0.4, frozenset(),
-                                             state=MachineState.OFFLINE))  # fmt: skip
-    return machine_id
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
     with api_hub(tmp_path) as hub:
-        server = make_server("127.0.0.1", 0, hub.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield hub, f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
+        with serving(hub.app) as url:
+            yield hub, url
 
 
 @pytest.fixture
@@ -139,7 +121,8 @@ def test_operator_manages_peers_and_sees_work_made_at_and_for_peers(
     # a part of rita's job made at hub beta, which charged for it
     job_id = hub.job("rita", quantity=2)
     sent = store.tasks.find(job_id=job_id)[0].task_id
-    make(hub, sent, peer_machine(hub, "beta"))
+    ensure_peer_machine(hub.store.db, "peer:beta", "beta", datetime.now(UTC))
+    make(hub, sent, "peer:beta")
     assert settle_peer_work(store, "beta", sent, OWED_MC, datetime.now(UTC)) is True
     assert peer_balances(store) == {"beta": OWED_MC}
     # a job hub gamma asked for, made here on ada's printer

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from api_support import CUBE, ApiHub, api_hub, json_of
+from api_support import CUBE, ApiHub, api_hub, json_of, serving
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
 from fabnet.core import events as ev
 from fabnet.core.tasks import Transition
@@ -51,13 +49,8 @@ def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
         finish(hub, second, "ada/mk3s-1")
         for task in (first, second):
             assert ada.post(f"/api/v1/tasks/{task}/accept").status_code == 200
-        server = make_server("127.0.0.1", 0, hub.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield hub, f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
+        with serving(hub.app) as url:
+            yield hub, url
 
 
 def _export(hub: ApiHub, url: str, user: str, *args: str) -> tuple[int, str]:

@@ -3,14 +3,12 @@ job is the token's user's (no ``--requester`` needed); only an operator names so
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import CUBE, ApiHub, api_hub
+from api_support import CUBE, ApiHub, api_hub, serving
 from click.testing import CliRunner, Result
-from werkzeug.serving import make_server
 
 from fabnet.hub.cli import submit_command
 
@@ -18,13 +16,8 @@ from fabnet.hub.cli import submit_command
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
     with api_hub(tmp_path) as hub:
-        server = make_server("127.0.0.1", 0, hub.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield hub, f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
+        with serving(hub.app) as url:
+            yield hub, url
 
 
 def submit(url: str, token: str, *extra: str) -> Result:
