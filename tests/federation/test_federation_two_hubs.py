@@ -31,6 +31,7 @@ from two_hubs_support import (
     until,
 )
 
+from fabnet.core import credits as cr
 from fabnet.core.states import TaskState
 from fabnet.federation import wire
 from fabnet.federation.settlement import peer_balances
@@ -220,6 +221,26 @@ def test_cnc_job_is_made_at_the_peer_once_through_a_kill_and_a_cut(pair: Pair) -
     assert foreign_done_tasks(pair.b_db, a.name) == 3  # one part made per part asked for
 
     check_credits_mirrored(pair)
+    accept_all(pair, rita, [first, second])
+
+
+def accept_all(pair: Pair, token: str, job_ids: list[str]) -> None:
+    """The requester accepts every part (one twice) at hub-a: she pays what hub-b charged plus
+    hub-a's fee, the federation clearing account comes back to zero, and the books balance."""
+    a = pair.a
+    tasks = [t["id"] for job in job_ids for t in a.api("GET", f"/jobs/{job}")["task_list"]]
+    for task_id in [*tasks, tasks[0]]:
+        a.api("POST", f"/tasks/{task_id}/accept", token=token)
+    store = Store(pair.a_db)
+    try:
+        owed = peer_balances(store)[pair.b.name]
+        paid = -store.credits.balance(cr.user_account("rita"))
+        fees = store.credits.balance(cr.FEE_ACCOUNT)
+        assert fees > 0 and paid == owed + fees, (paid, owed, fees)
+        assert store.credits.balance(cr.FEDERATION_ACCOUNT) == 0
+        assert store.credits.unbalanced() == []
+    finally:
+        store.close()
 
 
 # A peer's capacity believed for less than its lease: when the lease runs out during a cut,
