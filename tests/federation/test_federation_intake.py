@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_federation_hubs import SKEW_S, TOKEN, Hub
-from werkzeug.serving import make_server
+from test_federation_hubs import SKEW_S, Hub, hub, signed
 
 from fabnet.config import FederationConfig
 from fabnet.core.states import MachineKind
@@ -29,15 +28,12 @@ from fabnet.federation.inbound import Verified
 from fabnet.federation.intake import Intake
 from fabnet.federation.keys import HubKey
 from fabnet.federation.peers import PeerService, check_terms
-from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.service import HubService
 from fabnet.library.design import load_design
 from fabnet.store import Store
 from fabnet.store.foreign_tasks import ForeignTasks
 from fabnet.store.peers import Peer, Peers
-from fabnet.web import create_app
-from fabnet.web.app import WebSettings
 
 CUBE = load_design("cube-xyz-20mm")  # MIT, from the seeded library (read only)
 ORIGIN = "alpha"
@@ -287,30 +283,9 @@ def take(beta: Beta, task: str, barrier: threading.Barrier, answers: list[Any]) 
 
 
 @contextmanager
-def library_hub(tmp_path: Path, name: str) -> Iterator[Hub]:
-    """A hub like ``test_federation_hubs.hub`` whose library folder is under ``tmp_path``."""
-    folder = tmp_path / name
-    (folder / "designs").mkdir(parents=True)
-    store = Store(f"sqlite:///{folder / 'fabnet.db'}")
-    service = HubService(store, DesignCatalog(store, folder / "designs"), lambda job, why: None)
-    key_file = folder / "federation" / "hub_ed25519.pem"
-    settings = WebSettings(data_dir=folder, federation=FederationConfig(name, key_file, SKEW_S))
-    app = create_app(service, ArtifactStore(folder / "artifacts"), TOKEN, settings=settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Hub(name, app, store, f"http://127.0.0.1:{server.server_port}",
-                  HubKey.load_or_create(key_file))  # fmt: skip
-    finally:
-        server.shutdown()
-        store.close()
-
-
-@contextmanager
 def linked_hubs(tmp_path: Path, **terms: Any) -> Iterator[tuple[Hub, Hub]]:
     """alpha and beta, each the other's confirmed peer (``terms``: beta's for alpha)."""
-    with library_hub(tmp_path, "alpha") as alpha, library_hub(tmp_path, "beta") as beta:
+    with hub(tmp_path, "alpha") as alpha, hub(tmp_path, "beta") as beta:
         alpha.add_peer(beta)
         beta.add_peer(alpha, **terms)
         assert alpha.operator().post("/api/v1/peers/beta/hello").status_code == 200
@@ -336,3 +311,18 @@ def test_a_signed_transfer_between_two_hubs(tmp_path: Path) -> None:
                                         transfer("c" * 32, material="unobtainium",
                                                  deadline=late))  # fmt: skip
         assert refused["accepted"] is False and "unknown here" in refused["why"]
+
+
+def test_a_forged_or_replayed_transfer_is_refused_and_makes_nothing(tmp_path: Path) -> None:
+    with linked_hubs(tmp_path) as (alpha, beta):
+        body, headers = signed(alpha.key, "alpha", transfer(), path=wire.TASKS_PATH)
+        client = beta.app.test_client()
+        assert client.post(wire.TASKS_PATH, data=body, headers=headers).status_code == 200
+        again = client.post(wire.TASKS_PATH, data=body, headers=headers)
+        assert again.status_code == 401
+        assert again.get_json()["message"].startswith("replayed request")
+        body, headers = signed(HubKey.generate(), "alpha", transfer("d" * 32),
+                               path=wire.TASKS_PATH)  # fmt: skip
+        forged = client.post(wire.TASKS_PATH, data=body, headers=headers)
+        assert forged.status_code == 401
+        assert len(beta.store.jobs.find(requester="peer:alpha")) == 1
