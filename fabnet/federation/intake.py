@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 # forever, or a receipt after an upgrade would make a second job for the same part.
 JOB_NAMESPACE = uuid.UUID("8d0b5b4e-3f0a-5c57-9a43-6f1d1e0c2a71")
 DEAD_STATES = frozenset({TaskState.FAILED, TaskState.CANCELLED})
-MAX_ATTEMPTS = 3  # attempts at a foreign task here, as a local job's default
 BIND_TRIES = 4  # a receipt losing the race to bind re-reads and decides again
 MAX_SLUG = 80
 
@@ -64,7 +63,7 @@ class Intake:
     def __init__(self, store: Store, service: HubService, peers: PeerService,
                  designs: DesignCatalog, clock: Callable[[], datetime]) -> None:  # fmt: skip
         self._store = store
-        self._service = service  # the hub's service: its store is the one jobs go to
+        self._service = service  # the hub's service: its store and its max_attempts
         self._peers = peers
         self._designs = designs
         self._clock = clock
@@ -222,7 +221,7 @@ class Intake:
             hours_per_part=hours,
             quality=Quality(transfer.quality),
             deadline=transfer.deadline.astimezone(UTC) if transfer.deadline else None,
-            max_attempts=MAX_ATTEMPTS,
+            max_attempts=self._service.max_attempts,  # [hub] max_attempts, as local jobs
             created_at=now,
         )
         try:

@@ -94,6 +94,11 @@ class HubService:
         self._max_attempts = max_attempts
         self._clock = clock
 
+    @property
+    def max_attempts(self) -> int:
+        """Attempts a task of this hub gets before it fails for good ([hub] max_attempts)."""
+        return self._max_attempts
+
     def submit(self, request: JobRequest) -> JobInfo:
         """Validate and queue a job; raises InvalidInput / NotFound naming the bad field."""
         if not 1 <= request.quantity <= MAX_QUANTITY:
@@ -130,7 +135,7 @@ class HubService:
             quality=quality,
             priority=request.priority,
             deadline=deadline,
-            max_attempts=self._max_attempts,
+            max_attempts=self.max_attempts,
             created_at=now,
         )
         return self.store.jobs.submit(spec, now)

@@ -102,12 +102,15 @@ class Beta:
         )
 
 
+BETA_MAX_ATTEMPTS = 4
+
+
 def make_beta(url: str, library: Path, *, add_alpha: bool = True,
               alpha_url: str = "http://127.0.0.1:9", alpha_key: str | None = None,
               **terms: Any) -> Beta:  # fmt: skip
     store = Store(url)
     designs = DesignCatalog(store, library)
-    service = HubService(store, designs, lambda job, why: None)
+    service = HubService(store, designs, lambda job, why: None, max_attempts=BETA_MAX_ATTEMPTS)
     config = FederationConfig("beta", library.parent / "beta.pem", SKEW_S)
     peers = PeerService(Peers(store.db), config, lambda: datetime.now(UTC))
     if add_alpha:
@@ -143,6 +146,7 @@ def test_a_transfer_becomes_a_local_job_with_the_design_imported(beta: Beta) -> 
     assert (job.requester, job.material, job.quantity, job.design_id, str(job.quality)) == (
         "peer:alpha", "PLA", 1, CUBE.sha256, "normal")  # fmt: skip
     assert job.deadline == datetime(2031, 1, 1, tzinfo=UTC)
+    assert job.max_attempts == BETA_MAX_ATTEMPTS  # beta's [hub] max_attempts, as its own jobs
     imported = beta.intake._designs.get(CUBE.sha256).design
     assert imported.slug == "alpha-cube-xyz-20mm"
     assert imported.directory is not None and imported.directory.parent == beta.library
