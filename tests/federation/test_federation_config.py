@@ -98,7 +98,6 @@ def test_timings_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.M
         load_hub_config(path)
 
 
-
 def test_the_commented_block_fabnet_init_writes_states_the_defaults(tmp_path: Path) -> None:
     """Uncommented as it stands, ``fabnet init hub``'s [federation] block changes nothing but
     the name it spells out."""
