@@ -19,6 +19,8 @@ from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
 from fabnet.store.schema_lock import LazyTables
 
+PEER_REQUESTER_PREFIX = "peer:"  # fabnet.federation.wire.peer_requester: work for a peer hub
+
 
 class PeerState(enum.Enum):
     ACTIVE = "active"
@@ -246,12 +248,16 @@ class QueuedForOverflow:
 
 
 def queued_for_overflow(db: Database, limit: int) -> list[QueuedForOverflow]:
-    """Up to ``limit`` queued tasks, oldest first, with their design's license (one join)."""
+    """Up to ``limit`` queued tasks, oldest first, with their design's license (one join).
+    A task this hub makes for a peer (its job's requester is ``peer:<hub>``) is never among
+    them: it is made here or not at all, so work never hops on from hub to hub nor goes back
+    and forth between two hubs."""
     query = (
         select(TaskRow, DesignRow.license)
         .join(JobRow, JobRow.id == TaskRow.job_id)
         .join(DesignRow, DesignRow.id == JobRow.design_id)
         .where(TaskRow.state == TaskState.QUEUED.value)
+        .where(JobRow.requester.not_like(PEER_REQUESTER_PREFIX + "%"))
         .order_by(TaskRow.created_at, TaskRow.id)
         .limit(limit)
     )

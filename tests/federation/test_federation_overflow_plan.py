@@ -6,6 +6,7 @@ can still meet stays home, one it cannot meet is planned abroad; tasks in flight
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,6 +112,18 @@ def test_the_store_reads_behind_the_round(store: Store) -> None:
         ("cnc", "MDF", "NOASSERTION", 2.0), ("fdm", "PLA", "CC-BY-4.0", 1.0),
         ("fdm", "PLA", "CC-BY-4.0", 1.0)]  # fmt: skip
     assert len(queued_for_overflow(store.db, 2)) == 2
+
+
+def test_work_made_here_for_a_peer_never_goes_on_abroad(store: Store) -> None:
+    """A foreign task (requester peer:<hub>) is made here or not at all: no hopping from hub to
+    hub, no ping-pong back to its origin — even when home has no machine for it."""
+    hub_a(store)
+    before = {q.task_id for q in queued_for_overflow(store.db, 20)}
+    foreign = replace(job("5", OPEN, CNC, "MDF", 2.0), requester="peer:alpha")
+    store.jobs.submit(foreign, NOW - timedelta(hours=9))  # the oldest queued work
+    assert {q.task_id for q in queued_for_overflow(store.db, 20)} == before
+    planned = plan_overflow(store, peers(store).list(), CAPACITY, NOW)
+    assert not {p.task_id for p in planned} - before
 
 
 def test_a_round_plans_what_home_cannot_serve(store: Store) -> None:
