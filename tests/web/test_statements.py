@@ -98,6 +98,16 @@ def test_network_totals_from_balances() -> None:
     assert totals.accounts == 2
 
 
+def test_network_totals_keep_peer_hubs_apart_from_people() -> None:
+    """A hub owing peer beta 3 credits for a part its requester paid 3.3 for: beta's account
+    and the federation clearing account are "with peer hubs", not with people."""
+    balances = {"hub:issued": -10_000, "user:rita": 6_700, "hub:fees": 300,
+                cr.peer_account("beta"): 3_000, cr.FEDERATION_ACCOUNT: 0}  # fmt: skip
+    totals = network_totals(balances)
+    assert (totals.circulating_mc, totals.accounts, totals.between_hubs_mc) == (6_700, 1, 3_000)
+    assert totals.circulating_mc + totals.fees_mc + totals.between_hubs_mc == totals.issued_mc
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":

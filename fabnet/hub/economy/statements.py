@@ -175,19 +175,23 @@ def network_months(sums: Iterable[NetworkSum]) -> tuple[NetworkMonth, ...]:
 
 @dataclass(frozen=True)
 class NetworkTotals:
-    """Now: credits in people's and makers' hands, held in escrows, and the fee income."""
+    """Now: credits in people's and makers' hands, held in escrows, the fee income, and the
+    balance with peer hubs (their ``peer:`` accounts and the federation clearing account: what
+    peers are owed, less what this hub's requesters have not yet paid for their work)."""
 
     issued_mc: int
     circulating_mc: int
     escrow_mc: int
     fees_mc: int
     accounts: int
+    between_hubs_mc: int = 0
 
 
 def network_totals(balances: dict[str, int]) -> NetworkTotals:
     """From every account's balance (``Credits.balances``)."""
     escrow = sum(v for a, v in balances.items() if a.startswith(cr.escrow_account("")))
-    special = (cr.FEE_ACCOUNT, cr.ISSUE_ACCOUNT)
+    hubs = [a for a in balances if cr.peer_of_account(a) or a == cr.FEDERATION_ACCOUNT]
+    special = (cr.FEE_ACCOUNT, cr.ISSUE_ACCOUNT, *hubs)
     people = [a for a in balances if a not in special and not a.startswith(cr.escrow_account(""))]
     return NetworkTotals(
         issued_mc=-balances.get(cr.ISSUE_ACCOUNT, 0),
@@ -195,6 +199,7 @@ def network_totals(balances: dict[str, int]) -> NetworkTotals:
         escrow_mc=escrow,
         fees_mc=balances.get(cr.FEE_ACCOUNT, 0),
         accounts=len(people),
+        between_hubs_mc=sum(balances[a] for a in hubs),
     )
 
 

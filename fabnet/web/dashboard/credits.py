@@ -102,6 +102,7 @@ def _network(reads: StatementReads) -> dict[str, Any]:
         "circulating": credits_text(totals.circulating_mc),
         "escrow": credits_text(totals.escrow_mc),
         "fees": credits_text(totals.fees_mc),
+        "between_hubs": credits_text(totals.between_hubs_mc),
         "accounts": totals.accounts,
         "months": list(reversed(months)),
         "chart": month_columns(
