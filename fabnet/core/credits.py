@@ -114,10 +114,12 @@ def refund_key(job_id: str) -> str:
     return f"refund:{job_id}"
 
 
-def peer_work_key(hub: str, origin_task_id: str) -> str:
-    """One per (peer, task of this hub): a peer's DONE report sent again, late, or after a
-    restart records what is owed once."""
-    return f"peer-work:{hub}:{origin_task_id}"
+def peer_work_key(hub: str, origin_task_id: str, part: str = "") -> str:
+    """One per part a peer made for a task of this hub (``part``: the peer's own task id for
+    it, "" if it did not say): its DONE report sent again, late, or after a restart records
+    what is owed once; a part remade after a rejection is a second part."""
+    key = f"peer-work:{hub}:{origin_task_id}"
+    return f"{key}:{part}" if part else key
 
 
 def _amount(name: str, value: int) -> None:

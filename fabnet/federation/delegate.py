@@ -132,8 +132,6 @@ class Delegator:
         if isinstance(design, str):
             return design
         machine_id = wire.peer_machine_id(peer.name)
-        if made_there_before(self._store.tasks.get(task_id), machine_id):
-            return f"not sent: {peer.name} made this part before and it was rejected"
         now = self._clock()
         if machine_id not in self._machines:
             ensure_peer_machine(self._store.db, machine_id, peer.name, now)
@@ -146,7 +144,8 @@ class Delegator:
         task, offer_no = offered.task, offered.task.offer_no
         job = self._store.jobs.get(task.job_id).spec
         transfer = wire.TaskTransfer(task_id, offer_no, job.job_id, job.kind, job.material,
-                                     job.quality.value, job.deadline, self._lease_s, design)  # fmt: skip
+                                     job.quality.value, job.deadline, self._lease_s, design,
+                                     rejected_parts(task, machine_id))  # fmt: skip
         self._transfers.sending(peer.name, task_id, offer_no, now)
         try:
             answer = wire.answer_from_json(
@@ -221,8 +220,10 @@ class Delegator:
         self._peer_cool = {k: t for k, t in self._peer_cool.items() if t > now}
 
 
-def made_there_before(task: TaskSnapshot, machine_id: str) -> bool:
-    """True when ``machine_id`` already made this task once (its requester rejected that
-    part): a peer would bind the task to the part it made and report it done again, so a
-    rejected part is never sent back to the peer that made it."""
-    return any(a.machine_id == machine_id and a.cause is AttemptCause.DONE for a in task.attempts)
+def rejected_parts(task: TaskSnapshot, machine_id: str) -> int:
+    """Parts ``machine_id`` (a peer) made for ``task`` that its requester rejected: a queued
+    task's done attempts were all sent back. The peer makes a new part only when it has made
+    no more than these, so a task re-sent after a lapsed lease is bound to the part it made."""
+    return sum(
+        1 for a in task.attempts if a.machine_id == machine_id and a.cause is AttemptCause.DONE
+    )

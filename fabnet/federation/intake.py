@@ -106,7 +106,8 @@ class Intake:
                                 f"is stale: offer {read.offer_no} is held here")  # fmt: skip
             if transfer.offer_no == read.offer_no:
                 return _accepted(read)  # the same transfer again: the same answer
-            if self._store.tasks.get(read.local_task_id).state not in DEAD_STATES:
+            local = self._store.tasks.get(read.local_task_id)
+            if local.state not in DEAD_STATES and not self._remake(peer.name, transfer, read):
                 again = replace(read, offer_no=transfer.offer_no,
                                 origin_job_id=transfer.origin_job_id)  # fmt: skip
                 if not self.foreign.rebind(read, again, now):
@@ -137,6 +138,21 @@ class Intake:
         log.info("task %s of %s taken as local task %s (job %s)", transfer.origin_task_id,
                  peer.name, binding.local_task_id, binding.local_job_id)  # fmt: skip
         return _accepted(binding)
+
+    def _remake(self, origin: str, transfer: wire.TaskTransfer, read: Binding) -> bool:
+        """True when the origin's requester rejected the part made here and a new one is
+        wanted: the local part is done and the origin counts as many rejected parts from this
+        hub as were made here (fewer: the task came back for another reason, a lapsed lease or
+        a lost answer, and the part made here is the one)."""
+        if transfer.rejected_parts == 0:
+            return False
+        made = 0
+        for generation in range(1, read.generation + 1):
+            job_id = local_job_id(origin, transfer.origin_task_id, generation)
+            tasks = self._store.tasks.find(job_id=job_id)
+            made += sum(1 for t in tasks if t.state is TaskState.DONE)
+        local = self._store.tasks.get(read.local_task_id)
+        return local.state is TaskState.DONE and transfer.rejected_parts >= made
 
     def _refusal(self, peer: Peer, transfer: wire.TaskTransfer, *, holding: bool) -> str:
         """Why this hub will not take ``transfer`` from ``peer`` as a new task ('' if it
@@ -207,11 +223,11 @@ class Intake:
                    generation: int, now: datetime) -> Binding:  # fmt: skip
         """Make (or find, when a concurrent receipt or one before a crash made it) the local
         job of ``transfer``'s generation ``generation``; its binding, not yet written."""
-        job_id = uuid.uuid5(JOB_NAMESPACE, f"{origin}:{transfer.origin_task_id}:{generation}")
+        job_id = local_job_id(origin, transfer.origin_task_id, generation)
         material = load_materials().get(transfer.material)
         hours, _ = estimate_part(entry.facts, material.name)
         spec = JobSpec(
-            job_id=job_id.hex,
+            job_id=job_id,
             requester=wire.peer_requester(origin),
             design_id=entry.design_id,
             kind=transfer.kind,
@@ -235,6 +251,12 @@ class Intake:
         return Binding(origin, transfer.origin_task_id, transfer.origin_job_id,
                        transfer.offer_no, generation, spec.job_id, tasks[0].task_id,
                        entry.design_id, transfer.design.license)  # fmt: skip
+
+
+def local_job_id(origin: str, origin_task_id: str, generation: int) -> str:
+    """The id of the local job for generation ``generation`` of an origin's task: derived, so
+    two receipts of one transfer (or one before a crash) make the same job, not two."""
+    return uuid.uuid5(JOB_NAMESPACE, f"{origin}:{origin_task_id}:{generation}").hex
 
 
 def local_slug(origin: str, slug: str) -> str:

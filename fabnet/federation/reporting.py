@@ -104,7 +104,8 @@ class Reporter:
 
         def final(state: wire.ReportState, **figures: Any) -> wire.TaskReport:
             return wire.TaskReport(f"{key}:{state.value}", binding.origin_task_id,
-                                   binding.offer_no, state, **figures)  # fmt: skip
+                                   binding.offer_no, state, peer_task_id=binding.local_task_id,
+                                   **figures)  # fmt: skip
 
         if task.state is TaskState.DONE:
             grams, hours = self.foreign.done_figures(task.task_id) or (0.0, 0.0)
@@ -121,7 +122,8 @@ class Reporter:
             return final(wire.ReportState.STARTED, fraction=task.progress)
         return wire.TaskReport(f"{key}:progress:{new_id()}", binding.origin_task_id,
                                binding.offer_no, wire.ReportState.PROGRESS,
-                               fraction=min(max(task.progress, 0.0), 1.0))  # fmt: skip
+                               fraction=min(max(task.progress, 0.0), 1.0),
+                               peer_task_id=binding.local_task_id)  # fmt: skip
 
     def _apply(self, binding: Binding, report: wire.TaskReport,
                result: wire.ReportResult) -> None:  # fmt: skip

@@ -75,11 +75,11 @@ def figures_problem(report: TaskReport, task: SentTask) -> str | None:
     return None
 
 
-def settle_done(store: Store, peer: str, origin_task_id: str, charged_mc: int,
-                now: datetime) -> bool:  # fmt: skip
+def settle_done(store: Store, peer: str, report: wire.TaskReport, now: datetime) -> bool:
     """Settle peer work reported done (counted or late): ``settlement.settle_peer_work``, once
-    per (peer, task) however often it is called. The one call site of settlement here."""
-    return settle_peer_work(store, peer, origin_task_id, charged_mc, now)
+    per part however often it is called. The one call site of settlement here."""
+    return settle_peer_work(store, peer, report.origin_task_id, report.charged_mc, now,
+                            report.peer_task_id)  # fmt: skip
 
 
 class ResultsInbox:
@@ -189,7 +189,7 @@ class ResultsInbox:
             )  # fmt: skip
         )
         if report.state is ReportState.DONE:
-            settle_done(self._store, peer, report.origin_task_id, report.charged_mc, now)
+            settle_done(self._store, peer, report, now)
         log.info("final report %s from %s on task %s: %s %s", report.report_id, peer,
                  report.origin_task_id, report.state.value, result.outcome.value)  # fmt: skip
 

@@ -5,7 +5,7 @@ Each hub keeps the other as an account, ``peer:<hub>``, and the two mirror each 
 * on the peer (B) that made the part, its reporter accepts its own done task for origin hub A
   before it reports it done (``charge_peer_task``): B's maker is paid at B's price plus B's
   fee, from account ``peer:A`` — or nothing moves, for work B does not charge for;
-* on the origin (A), the DONE report records what B charged once per (peer, task)
+* on the origin (A), the DONE report records what B charged once per part
   (``settle_peer_work``): ``hub:federation`` owes ``peer:B`` the amount; when A's requester
   (or the auto-accept) accepts the part, the requester pays that charge plus A's fee into
   ``hub:federation`` (``fabnet.store.reviews``).
@@ -58,12 +58,19 @@ def charge_peer_task(
 
 
 def settle_peer_work(
-    store: Store, peer_name: str, origin_task_id: str, charged_mc: int, now: datetime
+    store: Store,
+    peer_name: str,
+    origin_task_id: str,
+    charged_mc: int,
+    now: datetime,
+    part: str = "",
 ) -> bool:
-    """Origin side: record that peer hub ``peer_name`` charged ``charged_mc`` for this hub's
-    task ``origin_task_id`` (its DONE report, counted or late): ``hub:federation`` owes
-    ``peer:<peer_name>`` that much. Once per (peer, task): True when this call recorded it,
-    False when it was recorded before or nothing is owed (0).
+    """Origin side: record that peer hub ``peer_name`` charged ``charged_mc`` for a part of
+    this hub's task ``origin_task_id`` (its DONE report, counted or late; ``part`` the peer's
+    own task id for it): ``hub:federation`` owes ``peer:<peer_name>`` that much. Once per
+    (peer, task, part): True when this call recorded it, False when it was recorded before or
+    nothing is owed (0). A part remade after the requester rejected the first is a second
+    part: the peer charged for both, and this hub's clearing account bears the rejected one.
 
     Raises ``InvalidInput`` (a negative or non-integer charge, no peer name) and ``NotFound``
     (no such task here)."""
@@ -76,7 +83,7 @@ def settle_peer_work(
     if charged_mc == 0:
         return False
     posting = cr.transfer(
-        cr.peer_work_key(peer_name, origin_task_id),
+        cr.peer_work_key(peer_name, origin_task_id, part),
         cr.PostingKind.PEER_WORK,
         cr.FEDERATION_ACCOUNT,
         cr.peer_account(peer_name),

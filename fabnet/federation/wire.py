@@ -98,8 +98,14 @@ class TaskTransfer:
     deadline: datetime | None
     lease_s: float
     design: DesignPackage
+    # parts of this task the receiving peer made before and the origin's requester rejected:
+    # the peer makes a new part when it has made no more than that (else the task came back
+    # for another reason, a lease or a lost answer, and the part it made is the one)
+    rejected_parts: int = 0
 
     def __post_init__(self) -> None:
+        if self.rejected_parts < 0:
+            raise InvalidInput(f"rejected_parts must be >= 0, got {self.rejected_parts!r}")
         if self.offer_no < 1:
             raise InvalidInput(f"offer_no must be >= 1, got {self.offer_no!r}")
         if not self.lease_s > 0:
@@ -144,6 +150,7 @@ class TaskReport:
     machine_hours: float = 0.0
     charged_mc: int = 0
     reason: str = ""
+    peer_task_id: str = ""  # the peer's own task for the part (one charge per part made)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
@@ -183,6 +190,7 @@ def transfer_json(transfer: TaskTransfer) -> dict[str, Any]:
         "quality": transfer.quality,
         "deadline": transfer.deadline.isoformat() if transfer.deadline else None,
         "lease_s": transfer.lease_s,
+        "rejected_parts": transfer.rejected_parts,
         "design": {
             "slug": d.slug,
             "name": d.name,
@@ -233,6 +241,7 @@ def transfer_from_json(data: Mapping[str, Any]) -> TaskTransfer:
         deadline=_datetime(deadline_text, "deadline") if deadline_text else None,
         lease_s=_number(data, "lease_s"),
         design=package,
+        rejected_parts=_int(data, "rejected_parts", default=0),
     )
 
 
@@ -263,6 +272,7 @@ def reports_json(reports: list[TaskReport]) -> dict[str, Any]:
                 "machine_hours": r.machine_hours,
                 "charged_mc": r.charged_mc,
                 "reason": r.reason,
+                "peer_task_id": r.peer_task_id,
             }
             for r in reports
         ]
@@ -296,6 +306,7 @@ def reports_from_json(data: Mapping[str, Any]) -> list[TaskReport]:
                 machine_hours=_number(item, "machine_hours", where, default=0.0),
                 charged_mc=_int(item, "charged_mc", where, default=0),
                 reason=_text(item, "reason", where, required=False),
+                peer_task_id=_text(item, "peer_task_id", where, required=False),
             )
         )
     return reports

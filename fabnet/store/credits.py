@@ -121,6 +121,28 @@ def posted_amount_in(s: Session, key: str, account: str) -> int | None:
     return int(total or 0)
 
 
+def latest_amount_in(s: Session, kind: cr.PostingKind, task_id: str, account: str) -> int | None:
+    """What the newest posting of ``kind`` for task ``task_id`` moved into ``account``; None
+    when there is none (e.g. the charge for the last part a peer made for the task)."""
+    posting_id = s.scalar(
+        select(PostingRow.id)
+        .join(LegRow, LegRow.posting_id == PostingRow.id)
+        .where(
+            PostingRow.kind == kind.value, PostingRow.task_id == task_id, LegRow.account == account
+        )  # fmt: skip
+        .order_by(PostingRow.at.desc(), PostingRow.id.desc())
+        .limit(1)
+    )
+    if posting_id is None:
+        return None
+    total = s.scalar(
+        select(func.sum(LegRow.amount_mc)).where(
+            LegRow.posting_id == posting_id, LegRow.account == account
+        )
+    )
+    return int(total or 0)
+
+
 def owner_account(s: Session, maker_id: str) -> str:
     """The account that earns for maker ``maker_id``: its user's (one account per person,
     so a prosumer's earnings pay for their requests), else the maker's own."""

@@ -30,10 +30,10 @@ from fabnet.errors import Conflict, NotFound
 from fabnet.store.credit_models import LegRow, PostingRow, RejectionRow, ReviewRow
 from fabnet.store.credits import (
     balance_in,
+    latest_amount_in,
     lock_account,
     owner_account,
     post_in,
-    posted_amount_in,
     posting_key_exists,
 )
 from fabnet.store.database import Database
@@ -148,7 +148,9 @@ class Reviews:
         peer = cr.peer_of_account(work.machine_id)  # pseudo-machine "peer:B" = account "peer:B"
         if peer is not None:
             maker = cr.FEDERATION_ACCOUNT
-            owed = posted_amount_in(s, cr.peer_work_key(peer, task.id), cr.peer_account(peer))
+            # the charge for the part accepted: the newest the peer made (a rejected one
+            # before it stays the clearing account's cost)
+            owed = latest_amount_in(s, cr.PostingKind.PEER_WORK, task.id, cr.peer_account(peer))
             maker_price = owed or 0
         else:
             maker = owner_account(s, work.maker_id)

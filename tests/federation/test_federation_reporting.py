@@ -23,6 +23,7 @@ from flask import Flask, Response, request
 from test_federation_intake import ORIGIN, Beta, make_beta, transfer
 from werkzeug.serving import make_server
 
+from fabnet.core import credits as cr
 from fabnet.core import events as ev
 from fabnet.core.machines import Machine, MachinePolicy
 from fabnet.core.states import MachineKind, MachineState, TaskState
@@ -183,6 +184,39 @@ def test_a_done_task_re_offered_reports_done_at_once_under_the_new_offer(pair: P
     assert pair.reporter().round() == {ORIGIN: "sent 1"}
     assert pair.origin.batches[-1][0].report_id == f"{pair.task_id()}:2:done"
     assert pair.beta.store.tasks.get(pair.task_id()).state is TaskState.DONE
+
+
+def test_a_rejected_part_is_made_again_and_each_part_is_charged_once(pair: Pair) -> None:
+    """The origin's requester rejected the part made here: the task comes back saying one part
+    from here was rejected, so a second part is made (a new local job) and charged for; the same
+    task coming back again after that part is done (a lapsed lease) is bound to it."""
+    to_running(pair)
+    pair.apply(ev.TaskCompleted(machine_id=MACHINE, offer_no=1, grams=3, machine_hours=0.1))
+    assert pair.reporter().round() == {ORIGIN: "sent 1"}
+    first_part = pair.task_id()
+    first = pair.origin.batches[-1][0]
+    assert (first.state, first.peer_task_id) == (wire.ReportState.DONE, first_part)
+    second = pair.beta.receive(transfer(offer_no=2, rejected_parts=1))
+    assert second["accepted"] and second["task_id"] != first_part
+    binding = pair.beta.foreign.get(ORIGIN, "a" * 32)
+    assert binding is not None and (binding.generation, binding.is_open) == (2, True)
+    assert pair.task_id() == second["task_id"]
+    pair.apply(ev.TaskOffered(machine_id=MACHINE, offer_s=600))
+    offer = pair.beta.store.tasks.get(pair.task_id()).offer_no
+    pair.apply(ev.TaskAccepted(machine_id=MACHINE, offer_no=offer),
+               ev.TaskAssigned(machine_id=MACHINE, offer_no=offer),
+               ev.TaskCompleted(machine_id=MACHINE, offer_no=offer, grams=3,
+                                machine_hours=0.1))  # fmt: skip
+    assert pair.reporter().round() == {ORIGIN: "sent 1"}
+    done = pair.origin.batches[-1][0]
+    assert (done.state, done.offer_no, done.peer_task_id) == (wire.ReportState.DONE, 2,
+                                                              second["task_id"])  # fmt: skip
+    assert done.charged_mc == first.charged_mc > 0  # each part charged, once
+    charged = pair.beta.store.credits.balance(cr.peer_account(ORIGIN))
+    assert charged == -2 * first.charged_mc
+    # back once more with the same count of rejected parts: the second part is the one
+    assert pair.beta.receive(transfer(offer_no=3, rejected_parts=1))["task_id"] == second["task_id"]
+    assert len(pair.beta.store.jobs.find(requester="peer:alpha")) == 2
 
 
 def test_a_refusing_origin_leaves_the_binding_open_and_a_restart_resends_the_same_report(

@@ -272,6 +272,27 @@ def test_the_requester_pays_the_peer_charge_plus_fee_within_the_cap(
     check_books(capped)
 
 
+def test_a_part_remade_after_a_rejection_is_owed_too_and_the_requester_pays_the_last(
+    sqlite_pair: Callable[..., Pair],
+) -> None:
+    """B made the part, A's requester rejected it, B made another: B is owed both (each part
+    once, however often reported); the requester pays for the part she accepted; A's clearing
+    account bears the rejected one."""
+    p = sqlite_pair()
+    assert settle_peer_work(p.a, "B", p.a_task, 3_000, NOW, "b-part-1")
+    p.economy_a.reject(p.a_task, "damaged", "", "rita")
+    _finish(p.a, p.a_task, wire.peer_machine_id("B"))  # made again at B
+    later = NOW + timedelta(minutes=5)
+    assert settle_peer_work(p.a, "B", p.a_task, 2_000, later, "b-part-2")
+    assert not settle_peer_work(p.a, "B", p.a_task, 2_000, later, "b-part-2")
+    assert not settle_peer_work(p.a, "B", p.a_task, 3_000, later, "b-part-1")  # late, again
+    p.economy_a.accept(p.a_task, "rita")
+    assert _paid_at_a(p) == cr.with_fee(2_000, TERMS_A.fee_bp)
+    assert peer_balances(p.a) == {"B": 5_000}
+    assert p.a.credits.balance(cr.FEDERATION_ACCOUNT) == -3_000
+    assert p.a.credits.unbalanced() == [] and sum(p.a.credits.balances().values()) == 0
+
+
 def test_bad_calls_are_refused_by_name(sqlite_pair: Callable[..., Pair]) -> None:
     p = sqlite_pair()
     with pytest.raises(Conflict, match="not by peer hub 'C'"):

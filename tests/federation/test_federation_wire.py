@@ -40,7 +40,7 @@ def package(**changes: Any) -> DesignPackage:
 
 def transfer() -> TaskTransfer:
     return TaskTransfer("t" * 32, 3, "j" * 32, MachineKind.CNC, "MDF", "normal",
-                        datetime(2026, 5, 1, 12, tzinfo=UTC), 900.0, package())  # fmt: skip
+                        datetime(2026, 5, 1, 12, tzinfo=UTC), 900.0, package(), 2)  # fmt: skip
 
 
 def through_json(data: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +61,9 @@ def test_answers_reports_and_results_survive_their_round_trips() -> None:
     reports = [
         TaskReport("r1", "t" * 32, 2, ReportState.PROGRESS, fraction=0.25),
         TaskReport("r2", "t" * 32, 2, ReportState.STARTED),
-        TaskReport("r3", "u" * 32, 1, ReportState.DONE, 1.0, 12.5, 0.75, 4200),
+        TaskReport(
+            "r3", "u" * 32, 1, ReportState.DONE, 1.0, 12.5, 0.75, 4200, peer_task_id="p" * 32
+        ),
         TaskReport("r4", "v" * 32, 1, ReportState.FAILED, reason="spindle stalled"),
         TaskReport("r5", "w" * 32, 4, ReportState.RELEASED, reason="cancelled at beta"),
     ]
@@ -110,6 +112,8 @@ DELETE = object()
         (("deadline",), "tomorrow", "deadline must be an ISO 8601 time"),
         (("deadline",), "2026-05-01T12:00:00", "deadline must carry a UTC offset"),
         (("lease_s",), 0, "lease_s must be > 0"),
+        (("rejected_parts",), -1, "rejected_parts must be >= 0"),
+        (("rejected_parts",), "1", "rejected_parts must be an integer"),
         (("lease_s",), "900", "lease_s must be a number"),
         (("lease_s",), float("nan"), "lease_s must be finite"),
         (("design",), "cube", "design must be an object"),
@@ -174,6 +178,7 @@ def report(**changes: Any) -> dict[str, Any]:
         ({"charged_mc": 1.5}, r"reports\[0\].charged_mc must be an integer"),
         ({"charged_mc": -3}, "charged_mc must be >= 0"),
         ({"reason": ["x"]}, r"reports\[0\].reason must be a non-empty string"),
+        ({"peer_task_id": 7}, r"reports\[0\].peer_task_id must be a non-empty string"),
     ],
 )  # fmt: skip
 def test_a_malformed_report_names_its_field(changes: dict[str, Any], message: str) -> None:
