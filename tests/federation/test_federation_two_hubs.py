@@ -8,7 +8,9 @@ Then a requester at hub-a submits CNC jobs (``fabnet submit``): hub-a has no mac
 so they are made at hub-b and counted once at hub-a — also when hub-b's process is SIGKILLed
 mid-task and restarted, and the link is cut and restored. In the end every part is done once
 (one done attempt per task at hub-a, one done foreign task per part at hub-b) and the credits
-between the hubs mirror each other with every posting balanced.
+between the hubs mirror each other with every posting balanced. A part the requester rejects is
+made again at hub-b; she pays for the parts she accepted, hub-a's clearing account bears the
+rejected one.
 """
 
 from __future__ import annotations
@@ -221,12 +223,23 @@ def test_cnc_job_is_made_at_the_peer_once_through_a_kill_and_a_cut(pair: Pair) -
     assert foreign_done_tasks(pair.b_db, a.name) == 3  # one part made per part asked for
 
     check_credits_mirrored(pair)
+
+    # the requester rejects the first job's part: hub-b makes it again, and is owed both
+    (rejected,) = [t["id"] for t in a.api("GET", f"/jobs/{first}")["task_list"]]
+    a.api("POST", f"/tasks/{rejected}/reject", token=rita, body={"reason": "damaged"})
+    until(lambda: job_state(a, first) == "done", MADE_S, "the rejected part made again",
+          pair.logs)  # fmt: skip
+    causes = [x["cause"] for x in a.api("GET", f"/tasks/{rejected}")["attempts"]]
+    assert causes == ["done", "done"], causes
+    assert foreign_done_tasks(pair.b_db, a.name) == 4  # 3 parts asked for, 1 made again
+    check_credits_mirrored(pair)
     accept_all(pair, rita, [first, second])
 
 
 def accept_all(pair: Pair, token: str, job_ids: list[str]) -> None:
-    """The requester accepts every part (one twice) at hub-a: she pays what hub-b charged plus
-    hub-a's fee, the federation clearing account comes back to zero, and the books balance."""
+    """The requester accepts every part (one twice) at hub-a: she pays what hub-b charged for
+    the parts she accepted plus hub-a's fee; the federation clearing account is left bearing
+    the part she rejected; the books balance."""
     a = pair.a
     tasks = [t["id"] for job in job_ids for t in a.api("GET", f"/jobs/{job}")["task_list"]]
     for task_id in [*tasks, tasks[0]]:
@@ -236,8 +249,9 @@ def accept_all(pair: Pair, token: str, job_ids: list[str]) -> None:
         owed = peer_balances(store)[pair.b.name]
         paid = -store.credits.balance(cr.user_account("rita"))
         fees = store.credits.balance(cr.FEE_ACCOUNT)
-        assert fees > 0 and paid == owed + fees, (paid, owed, fees)
-        assert store.credits.balance(cr.FEDERATION_ACCOUNT) == 0
+        rejected_part = -store.credits.balance(cr.FEDERATION_ACCOUNT)
+        assert fees > 0 and rejected_part > 0, (fees, rejected_part)
+        assert paid == owed - rejected_part + fees, (paid, owed, rejected_part, fees)
         assert store.credits.unbalanced() == []
     finally:
         store.close()

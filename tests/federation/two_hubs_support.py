@@ -234,10 +234,13 @@ class Site:
         auth = ["--hub", self.url, "--token", token or self.operator_token]
         return fabnet([*args, *auth], self.folder)
 
-    def api(self, method: str, path: str, token: str | None = None) -> Any:
+    def api(self, method: str, path: str, token: str | None = None,
+            body: dict[str, Any] | None = None) -> Any:  # fmt: skip
         request = urllib.request.Request(
             f"{self.url}/api/v1{path}", method=method,
-            headers={"Authorization": f"Bearer {token or self.operator_token}"},
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token or self.operator_token}",
+                     "Content-Type": "application/json"},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.load(answer)
