@@ -33,7 +33,8 @@ test: venv sysdeps-test lint
 	$(BIN)/pytest -q -n 3 --dist loadfile
 
 screenshots: venv sysdeps-test
-	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py \
+		tests/web/test_economy_browser.py tests/web/test_federation_pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,19 @@ def wait(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+# not FABNET_*: the config loader refuses FABNET_ variables it does not know, and this one is
+# the test's, not fabnet's
+SCREENSHOTS_VARIABLE = "SCREENSHOTS_DIR"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshots_folder(tmp_path: Path, environ: Mapping[str, str]) -> Path:
+    """Where the pictures go: ``$SCREENSHOTS_DIR`` when set (``make screenshots``),
+    else a folder inside the test's ``tmp_path``."""
+    named = environ.get(SCREENSHOTS_VARIABLE)
+    return Path(named).resolve() if named else tmp_path / "screenshots"
 
 
 def screenshot(driver: WebDriver, folder: Path, name: str) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +19,15 @@ import pytest
 from browser_support import (
     ASK_FIRST,
     BROWSER_MAKERS,
+    DOCS_SCREENSHOTS,
     PASSWORD,
+    SCREENSHOTS_VARIABLE,
     ask_first,
     chrome,
     job_id_in,
     log_in,
     screenshot,
+    screenshots_folder,
     wait,
 )
 from selenium.webdriver.common.by import By
@@ -38,18 +41,7 @@ from fabnet.roots.network import SimNetwork
 
 CUBE = "cube-xyz-20mm"
 MARK = "return window.__noReload"
-# not FABNET_*: the config loader refuses FABNET_ variables it does not know, and this one is
-# the test's, not fabnet's
-SCREENSHOTS_VARIABLE = "SCREENSHOTS_DIR"
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PICTURES = ("library", "design", "job", "overview", "maker", "task")
-
-
-def screenshots_folder(tmp_path: Path, environ: Mapping[str, str]) -> Path:
-    """Where the pictures go: ``$SCREENSHOTS_DIR`` when set (``make screenshots``),
-    else a folder inside the test's ``tmp_path``."""
-    named = environ.get(SCREENSHOTS_VARIABLE)
-    return Path(named).resolve() if named else tmp_path / "screenshots"
 
 
 def _file_states(folder: Path) -> dict[str, tuple[int, int, str]]:

@@ -6,13 +6,14 @@ store (no machines); every action in the browser is a click."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from api_support import CUBE, ApiHub, api_hub, serving
-from browser_support import chrome, job_id_in, log_in, screenshot, wait
+from browser_support import chrome, job_id_in, log_in, screenshot, screenshots_folder, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
@@ -100,7 +101,7 @@ def test_prosumer_quotes_budgets_reviews_and_reads_both_sides(
     placeholder = browser.find_element(By.ID, "budget").get_attribute("placeholder") or ""
     cap = _mc(placeholder.removeprefix("e.g. "))  # the highest price: within it, whatever made
     assert typical <= cap < GRANT_MC
-    screenshot(browser, tmp_path / "shots", "price")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "price")
 
     browser.find_element(By.ID, "budget").send_keys(credits_text(cap))
     browser.find_element(By.ID, "request-submit").click()
@@ -117,7 +118,7 @@ def test_prosumer_quotes_budgets_reviews_and_reads_both_sides(
     browser.refresh()
     _click(browser, f'#task-list a[href="/tasks/{own}"]')
     wait(lambda: browser.find_elements(By.ID, "accept-task"), 10, "the accept button")
-    screenshot(browser, tmp_path / "shots", "task")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "task-review")
     _click(browser, "#accept-task")
     wait(lambda: browser.find_elements(By.ID, "task-review"), 10, "the part to show accepted")
     assert browser.find_element(By.ID, "task-review").get_attribute("data-review") == "accepted"
@@ -152,7 +153,7 @@ def test_prosumer_quotes_budgets_reviews_and_reads_both_sides(
         for r in browser.find_elements(By.CSS_SELECTOR, "#credit-lines tr[data-kind]")
     ]
     assert sorted(kinds) == ["grant", "hold", "payment"]
-    screenshot(browser, tmp_path / "shots", "credits")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "credits")
 
     # the operator: the network's fee income
     log_in(browser, base, "olga")
@@ -160,7 +161,7 @@ def test_prosumer_quotes_budgets_reviews_and_reads_both_sides(
     wait(lambda: browser.find_elements(By.ID, "fee-income"), 10, "the network totals")
     assert _mc(_text(browser, "fee-income")) == store.credits.balance(FEE_ACCOUNT) > 0
     assert _mc(_text(browser, "network-issued")) == GRANT_MC
-    screenshot(browser, tmp_path / "shots", "network")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "network")
     # a requester-only account is unchanged: no maker side on their page
     log_in(browser, base, "rita")
     _click(browser, "#nav-credits")

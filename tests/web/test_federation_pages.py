@@ -7,13 +7,14 @@ applying the core's events through the store (our own code, no machines)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from api_support import ApiHub, api_hub, serving
-from browser_support import chrome, log_in, screenshot, wait
+from browser_support import chrome, log_in, screenshot, screenshots_folder, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -116,7 +117,7 @@ def test_operator_manages_peers_and_sees_work_made_at_and_for_peers(
     _click(browser, 'tr[data-peer="beta"] button.peer-hello')
     error = wait(lambda: browser.find_elements(By.ID, "peer-error"), 10, "the hello's error")
     assert "federation is not configured" in error[0].text
-    screenshot(browser, tmp_path / "shots", "peers")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "peers")
 
     # a part of rita's job made at hub beta, which charged for it
     job_id = hub.job("rita", quantity=2)
@@ -154,7 +155,7 @@ def test_operator_manages_peers_and_sees_work_made_at_and_for_peers(
     assert "hub gamma" in browser.find_element(By.ID, "foreign-tasks").text
     assert "hub beta" in browser.find_element(By.ID, "made-at-peers").text
     assert "hub gamma" in browser.find_element(By.ID, "made-for-peers").text
-    screenshot(browser, tmp_path / "shots", "peers-work")
+    screenshot(browser, screenshots_folder(tmp_path, os.environ), "peers-work")
 
     # the overview's production counts both parts (made at beta, made here for gamma)
     browser.get(f"{base}/")
