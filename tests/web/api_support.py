@@ -20,6 +20,7 @@ from fabnet.bus.client import BusClient, BusSettings
 from fabnet.core import events as ev
 from fabnet.core.machines import Machine, MachinePolicy
 from fabnet.core.states import MachineKind, MachineState
+from fabnet.core.tasks import Transition
 from fabnet.hub.artifacts import ArtifactStore
 from fabnet.hub.designs import DesignCatalog
 from fabnet.hub.dispatcher import Dispatcher
@@ -144,3 +145,20 @@ def serving(app: Flask) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+
+
+def complete_on(hub: ApiHub, task_id: str, machine: str, grams: float,
+                machine_hours: float) -> None:  # fmt: skip
+    """Make ``task_id`` on ``machine`` with the events its holder (an agent, or a peer hub's
+    pseudo-machine) would send: offered, accepted, assigned, started, completed."""
+    now = datetime.now(UTC)
+    offer = hub.store.apply_event(task_id, ev.TaskOffered(machine_id=machine, offer_s=60), now)
+    assert isinstance(offer, Transition), offer
+    n = offer.task.offer_no
+    for event in (
+        ev.TaskAccepted(machine_id=machine, offer_no=n, lease_s=900),
+        ev.TaskAssigned(machine_id=machine, offer_no=n, lease_s=900),
+        ev.TaskStarted(machine_id=machine, offer_no=n),
+        ev.TaskCompleted(machine_id=machine, offer_no=n, grams=grams, machine_hours=machine_hours),
+    ):
+        assert isinstance(hub.store.apply_event(task_id, event, now), Transition), event

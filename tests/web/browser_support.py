@@ -7,7 +7,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,13 @@ def job_id_in(url: str) -> str:
 
 def chromium_missing() -> bool:
     return shutil.which("chromium") is None
+
+
+@contextmanager
+def chrome_session(tmp_path: Path) -> Iterator[WebDriver]:
+    """A headless Chromium for one test, quit afterwards (its profile under ``tmp_path``)."""
+    driver = chrome(tmp_path / "chrome")
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -12,34 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from api_support import CUBE, ApiHub, api_hub, serving
-from browser_support import chrome, job_id_in, log_in, screenshot, screenshots_folder, wait
+from api_support import CUBE, ApiHub, api_hub, complete_on, serving
+from browser_support import chrome_session, job_id_in, log_in, screenshot, screenshots_folder, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from fabnet.core import events as ev
 from fabnet.core.credits import FEE_ACCOUNT, Review
 from fabnet.core.states import TaskState
-from fabnet.core.tasks import Transition
 from fabnet.hub.economy.statements import credits_text
 
 GRANT_MC = 100_000
-
-
-def finish(hub: ApiHub, task_id: str, machine: str) -> None:
-    """Make a task on ``machine`` as its agent's events would: a small part (3 g, 3 min),
-    cheaper than the quote's share of the cap, so the rest stays held for the other part."""
-    now = datetime.now(UTC)
-    offer = hub.store.apply_event(task_id, ev.TaskOffered(machine_id=machine), now)
-    assert isinstance(offer, Transition)
-    n = offer.task.offer_no
-    for event in (
-        ev.TaskAccepted(machine_id=machine, offer_no=n),
-        ev.TaskStarted(machine_id=machine, offer_no=n),
-        ev.TaskCompleted(machine_id=machine, offer_no=n, grams=3.0, machine_hours=0.05),
-    ):
-        assert isinstance(hub.store.apply_event(task_id, event, now), Transition)
 
 
 @pytest.fixture
@@ -52,11 +35,8 @@ def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chrome(tmp_path / "chrome")
-    try:
+    with chrome_session(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _text(driver: WebDriver, element_id: str) -> str:
@@ -111,8 +91,8 @@ def test_prosumer_quotes_budgets_reviews_and_reads_both_sides(
 
     # one part made on her own machine, one on bruno's
     own, other = (t.task_id for t in store.tasks.find(job_id=job_id))
-    finish(hub, own, "ada/mk3s-1")
-    finish(hub, other, "bruno/ender3-1")
+    complete_on(hub, own, "ada/mk3s-1", 3.0, 0.05)
+    complete_on(hub, other, "bruno/ender3-1", 3.0, 0.05)
 
     # accept the first on its page
     browser.refresh()

@@ -13,34 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from api_support import ApiHub, api_hub, serving
-from browser_support import chrome, log_in, screenshot, screenshots_folder, wait
+from api_support import ApiHub, api_hub, complete_on, serving
+from browser_support import chrome_session, log_in, screenshot, screenshots_folder, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from fabnet.core import events as ev
-from fabnet.core.tasks import Transition
 from fabnet.federation import wire
 from fabnet.federation.keys import HubKey
 from fabnet.federation.settlement import peer_balances, settle_peer_work
 from fabnet.store.peer_reports import ensure_peer_machine
 
 OWED_MC = 1500
-
-
-def make(hub: ApiHub, task_id: str, machine: str) -> None:
-    """Complete ``task_id`` on ``machine`` with the events its holder would send."""
-    now = datetime.now(UTC)
-    offer = hub.store.apply_event(task_id, ev.TaskOffered(machine_id=machine, offer_s=60), now)
-    assert isinstance(offer, Transition)
-    n = offer.task.offer_no
-    for event in (
-        ev.TaskAccepted(machine_id=machine, offer_no=n, lease_s=900),
-        ev.TaskAssigned(machine_id=machine, offer_no=n, lease_s=900),
-        ev.TaskStarted(machine_id=machine, offer_no=n),
-        ev.TaskCompleted(machine_id=machine, offer_no=n, grams=4.0, machine_hours=0.1),
-    ):
-        assert isinstance(hub.store.apply_event(task_id, event, now), Transition), event
 
 
 @pytest.fixture
@@ -52,11 +35,8 @@ def served(tmp_path: Path) -> Iterator[tuple[ApiHub, str]]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chrome(tmp_path / "chrome")
-    try:
+    with chrome_session(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _row_state(driver: WebDriver, peer: str) -> str:
@@ -123,13 +103,13 @@ def test_operator_manages_peers_and_sees_work_made_at_and_for_peers(
     job_id = hub.job("rita", quantity=2)
     sent = store.tasks.find(job_id=job_id)[0].task_id
     ensure_peer_machine(hub.store.db, "peer:beta", "beta", datetime.now(UTC))
-    make(hub, sent, "peer:beta")
+    complete_on(hub, sent, "peer:beta", 4.0, 0.1)
     assert settle_peer_work(store, "beta", sent, OWED_MC, datetime.now(UTC)) is True
     assert peer_balances(store) == {"beta": OWED_MC}
     # a job hub gamma asked for, made here on ada's printer
     foreign_job = hub.job(wire.peer_requester("gamma"))
     foreign = store.tasks.find(job_id=foreign_job)[0].task_id
-    make(hub, foreign, "ada/mk3s-1")
+    complete_on(hub, foreign, "ada/mk3s-1", 4.0, 0.1)
 
     browser.get(f"{base}/jobs/{job_id}")
     made_at = wait(lambda: browser.find_elements(By.CSS_SELECTOR, f'tr[data-task="{sent}"] '
