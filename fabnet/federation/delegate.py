@@ -11,8 +11,9 @@ the normal offer sweep. The license is checked again right before sending: a des
 license forbids it never leaves, whatever the plan said.
 
 Cool-downs are kept in memory (lost on restart, which at worst sends one more request): a
-task refused by a peer is not sent to that peer again for ``cool_down_s`` (``COOL_DOWN_S``); a
-peer that cannot be reached gets nothing for as long.
+task refused by a peer is not planned for that peer again for ``cool_down_s`` (``COOL_DOWN_S``;
+it may go to another peer meanwhile); a peer that cannot be reached gets nothing for
+``unreachable_cool_down_s`` (``UNREACHABLE_COOL_DOWN_S``).
 """
 
 from __future__ import annotations
@@ -104,8 +105,11 @@ class Delegator:
         me = self._peers.require_identity()  # Conflict before any offer when not configured
         client = PeerClient(me.name, me.key, me.max_skew_s, self._clock)
         in_flight = peer_tasks_in_flight(self._store.db)
+        avoid: dict[str, set[str]] = {}
+        for task_id, peer in self._task_cool:
+            avoid.setdefault(task_id, set()).add(peer)
         planned = plan_overflow(self._store, peers.values(), self._capacities.fresh(), now,
-                                self._policy, in_flight)  # fmt: skip
+                                self._policy, in_flight, avoid=avoid)  # fmt: skip
         results: dict[str, str] = {}
         for plan in planned:
             name = plan.decision.peer
@@ -114,10 +118,6 @@ class Delegator:
                 continue
             if name in self._peer_cool:  # became unreachable earlier in this round
                 results[plan.task_id] = f"not sent: {name} is unreachable, cooling down"
-                continue
-            until = self._task_cool.get((plan.task_id, name))
-            if until is not None:
-                results[plan.task_id] = f"not sent: {name} refused it, cooling down until {until}"
                 continue
             results[plan.task_id] = self._send(client, plan.task_id, peers[name])
             log.info("task %s to peer %s: %s", plan.task_id, name, results[plan.task_id])

@@ -13,7 +13,7 @@ queued ahead of the task is not counted, so a deadline is judged optimistically 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,10 +54,12 @@ class Planned:
 def plan_overflow(store: Store, peers: Iterable[Peer], capacities: Mapping[str, CapacitySummary],
                   now: datetime, policy: OverflowPolicy = DEFAULT_POLICY,
                   in_flight: Mapping[str, int] | None = None,
-                  limit: int = DEFAULT_LIMIT) -> list[Planned]:  # fmt: skip
+                  limit: int = DEFAULT_LIMIT,
+                  avoid: Mapping[str, Collection[str]] | None = None) -> list[Planned]:  # fmt: skip
     """The queued tasks (oldest first, up to ``limit``) that home cannot serve, each with the
     peer chosen for it or the reasons none can have it. A peer chosen counts as one more task
-    in flight for the rest of the round, so the round never plans past its cap."""
+    in flight for the rest of the round, so the round never plans past its cap. ``avoid``:
+    task id -> peers not to choose for it (they refused it lately), so it may go to another."""
     now = require_utc("now", now)
     machines = [m for m in store.catalog.list_machines() if working(m)]
     left = remaining_hours_by_machine(store.db)
@@ -69,7 +71,9 @@ def plan_overflow(store: Store, peers: Iterable[Peer], capacities: Mapping[str, 
         slots = local_slots(task, machines, left, now)
         if why_abroad(task, slots, now, policy) is None:
             continue
-        options = [PeerOption(p, counts.get(p.name, 0), capacities.get(p.name)) for p in peer_list]
+        skip = (avoid or {}).get(task.task_id, ())
+        options = [PeerOption(p, counts.get(p.name, 0), capacities.get(p.name))
+                   for p in peer_list if p.name not in skip]  # fmt: skip
         decision = choose_peer(task, slots, options, now, policy)
         if decision.peer is not None:
             counts[decision.peer] = counts.get(decision.peer, 0) + 1

@@ -126,6 +126,15 @@ def test_work_made_here_for_a_peer_never_goes_on_abroad(store: Store) -> None:
     assert not {p.task_id for p in planned} - before
 
 
+def test_a_task_a_peer_refused_lately_goes_to_another(store: Store) -> None:
+    hub_a(store)
+    table = peers(store)
+    first = plan_overflow(store, table.list(), CAPACITY, NOW)[0]
+    assert first.decision.peer == "beta"
+    again = plan_overflow(store, table.list(), CAPACITY, NOW, avoid={first.task_id: {"beta"}})
+    assert [p.decision.peer for p in again if p.task_id == first.task_id] == ["gamma"]
+
+
 def test_a_round_plans_what_home_cannot_serve(store: Store) -> None:
     hub_a(store)
     table = peers(store)
