@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from fabnet.core.ids import new_id
 from fabnet.core.jobs import JobSpec, Quality
 from fabnet.core.states import MachineKind, TaskState
+from fabnet.core.timeutil import parse_utc
 from fabnet.errors import Conflict, InvalidInput
 from fabnet.hub.designs import DesignCatalog, estimate_part
 from fabnet.hub.machines import split_machine_id
@@ -118,7 +119,7 @@ class HubService:
             material = load_materials().get(request.material)
         except KeyError as exc:
             raise InvalidInput(f"material: {exc.args[0]}") from None
-        deadline = _parse_deadline(request.deadline)
+        deadline = parse_utc("deadline", request.deadline)
         entry = self.designs.resolve(request.design)
         hours, _ = estimate_part(entry.facts, material.name)
         kind = MachineKind.CNC if isinstance(material, CncMaterial) else MachineKind.FDM
@@ -199,15 +200,3 @@ def task_json(task: Any) -> dict[str, Any]:
         "progress": task.progress,
         "lease_until": task.lease_until.isoformat() if task.lease_until else None,
     }
-
-
-def _parse_deadline(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"deadline must be an ISO-8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"deadline must include a time zone (e.g. +00:00), got {text!r}")
-    return value.astimezone(UTC)

@@ -6,10 +6,10 @@ operator reads anyone's (``user``) or any account by name (``account``: ``hub:fe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fabnet.core import credits as cr
+from fabnet.core.timeutil import parse_utc
 from fabnet.errors import InvalidInput
 from fabnet.hub.economy.statements import (
     line_json,
@@ -42,18 +42,6 @@ WINDOW = Schema(
 OBJECT = Schema("StatementAnswer", (), open=True)
 
 
-def _time(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO-8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{name} must include a time zone (e.g. +00:00), got {text!r}")
-    return value.astimezone(UTC)
-
-
 def account_asked(me: User, user: str | None, account: str | None) -> str:
     """The account a request names: one's own unless an operator names another; 403
     otherwise, 400 for both ``user`` and ``account``."""
@@ -71,7 +59,7 @@ def register_statements(routes: ApiRoutes, ctx: ApiContext) -> None:
 
     def read(user: User | None, query: dict[str, Any]) -> Any:
         account = account_asked(user_of(user), query["user"], query["account"])
-        since, until = _time("since", query["since"]), _time("until", query["until"])
+        since, until = parse_utc("since", query["since"]), parse_utc("until", query["until"])
         return read_statement(reads, account, since, until)
 
     @routes.route("GET", "/credits/statement", summary="An account's postings, oldest first: "
@@ -98,6 +86,6 @@ def register_statements(routes: ApiRoutes, ctx: ApiContext) -> None:
                   "issued, paid, makers' share, fee income, refunds (operators)",
                   roles=(OPERATOR,), query=WINDOW, response=OBJECT)  # fmt: skip
     def network(user: User | None, query: dict[str, Any]) -> dict[str, Any]:
-        since, until = _time("since", query["since"]), _time("until", query["until"])
+        since, until = parse_utc("since", query["since"]), parse_utc("until", query["until"])
         months = network_months(reads.network_sums(since, until))
         return network_json(months, network_totals(ctx.service.store.credits.balances()))

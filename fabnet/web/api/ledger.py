@@ -17,6 +17,7 @@ from typing import Any
 from flask import Response, current_app
 
 from fabnet.core.ledger import LedgerKey, Totals
+from fabnet.core.timeutil import parse_utc
 from fabnet.errors import InvalidInput
 from fabnet.store.ledger import LedgerScope
 from fabnet.web.api.context import ApiContext
@@ -65,18 +66,6 @@ POINT = Schema(
         *TOTAL_FIELDS,
     ),
 )
-
-
-def _time(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO-8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{name} must include a time zone (e.g. +00:00), got {text!r}")
-    return value.astimezone(UTC)
 
 
 def _key(by: str | None) -> LedgerKey | None:
@@ -156,7 +145,7 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     )
     def ledger_totals(user: User | None, query: dict[str, Any]) -> Response:
         by = _key(query["by"])
-        since, until = _time("since", query["since"]), _time("until", query["until"])
+        since, until = parse_utc("since", query["since"]), parse_utc("until", query["until"])
 
         scope = _scope(user, by)
 
@@ -176,8 +165,8 @@ def register(routes: ApiRoutes, ctx: ApiContext) -> None:
     )
     def ledger_series(user: User | None, query: dict[str, Any]) -> Response:
         by = _key(query["by"]) or LedgerKey.MATERIAL
-        until = _time("until", query["until"]) or datetime.now(UTC)
-        since = _time("since", query["since"]) or until - DEFAULT_SERIES_SPAN
+        until = parse_utc("until", query["until"]) or datetime.now(UTC)
+        since = parse_utc("since", query["since"]) or until - DEFAULT_SERIES_SPAN
         bucket = timedelta(seconds=query["bucket"])
         if since >= until:
             raise InvalidInput(f"since must be before until, got {since} >= {until}")
