@@ -18,7 +18,6 @@ from typing import Protocol
 from fabnet.errors import InvalidInput
 from fabnet.federation.advertise import CapacityService
 from fabnet.federation.peers import PeerService
-from fabnet.store import Store
 from fabnet.store.peers import Peer, PeerState
 
 log = logging.getLogger(__name__)
@@ -50,13 +49,11 @@ class FederationTick:
     newly confirmed), then ``delegator.round()``, then ``reporter.round()``. ``delegator`` or
     ``reporter`` None: that step is not run (the role does not do it).
 
-    ``store`` is the hub's store the steps work on; the tick itself reads only the peers.
-    One object per process: ``run`` is not re-entrant (the scheduler runs one at a time).
+    The tick itself reads only the peers. One object per process: ``run`` is not re-entrant (the scheduler runs one at a time).
     """
 
     def __init__(
         self,
-        store: Store,
         peers: PeerService,
         capacities: CapacityService,
         delegator: RoundStep | None,
@@ -67,7 +64,6 @@ class FederationTick:
     ) -> None:
         if not advertise_every_s > 0:
             raise InvalidInput(f"advertise_every_s must be > 0, got {advertise_every_s!r}")
-        self.store = store
         self._peers = peers
         self._capacities = capacities
         self._delegator = delegator

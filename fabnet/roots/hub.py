@@ -218,7 +218,7 @@ class Hub:
                               transfer_timeout_s=federation.transfer_timeout_s)  # fmt: skip
         reporter = Reporter(self.store, peers, _now, terms=self.config.economy,
                             cancel=self._cancel_foreign_job)  # fmt: skip
-        tick = FederationTick(self.store, peers, capacities, delegator, reporter, _now,
+        tick = FederationTick(peers, capacities, delegator, reporter, _now,
                               advertise_every_s=federation.advertise_every_s)  # fmt: skip
         self._scheduler.add_job(
             tick.run,

@@ -75,7 +75,7 @@ def make_tick(store: Store, tmp_path: Path, clock: Clock, calls: list[str], *,
     config = FederationConfig("north", tmp_path / "key.pem") if federated else None
     peers = PeerService(Peers(store.db), config, clock)
     delegator, reporter = Step("delegate", calls), Step("report", calls)
-    tick = FederationTick(store, peers, CapacityService(store, peers, clock), delegator,
+    tick = FederationTick(peers, CapacityService(store, peers, clock), delegator,
                           reporter, clock, advertise_every_s=EVERY_S)  # fmt: skip
     return tick, delegator, reporter
 
@@ -144,8 +144,8 @@ def test_steps_may_be_absent_and_the_period_is_checked(store: Store, tmp_path: P
     capacities = CapacityService(store, peers, clock)
     add_peer(store, "south", clock)
     only: RoundStep | None = None
-    report = FederationTick(store, peers, capacities, only, only, clock,
+    report = FederationTick(peers, capacities, only, only, clock,
                             advertise_every_s=5).run()  # fmt: skip
     assert report.advertised is not None and report.delegated == report.reported == {}
     with pytest.raises(InvalidInput, match="advertise_every_s must be > 0, got 0"):
-        FederationTick(store, peers, capacities, None, None, clock, advertise_every_s=0)
+        FederationTick(peers, capacities, None, None, clock, advertise_every_s=0)
