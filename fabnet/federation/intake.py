@@ -32,14 +32,13 @@ from fabnet.federation import wire
 from fabnet.federation.inbound import Verified
 from fabnet.federation.licensing import may_send
 from fabnet.federation.peers import PeerService
-from fabnet.hub.designs import DesignCatalog, DesignEntry, accept_facts, estimate_part
+from fabnet.hub.designs import DesignEntry, accept_facts, estimate_part
 from fabnet.hub.service import HubService
 from fabnet.library.catalog import add_design
 from fabnet.library.design import load_design
 from fabnet.library.design_toml import DesignRecord, check_slug
 from fabnet.library.mesh_io import MESH_SUFFIXES
 from fabnet.profiles import CncMaterial, load_materials
-from fabnet.store import Store
 from fabnet.store.foreign_tasks import Binding, ForeignTasks
 from fabnet.store.peers import Peer
 
@@ -60,14 +59,14 @@ class _Raced(Exception):
 class Intake:
     """Receives transfers from peers (a ``PeerHandler``)."""
 
-    def __init__(self, store: Store, service: HubService, peers: PeerService,
-                 designs: DesignCatalog, clock: Callable[[], datetime]) -> None:  # fmt: skip
-        self._store = store
-        self._service = service  # the hub's service: its store and its max_attempts
+    def __init__(self, service: HubService, peers: PeerService,
+                 clock: Callable[[], datetime]) -> None:  # fmt: skip
+        self._service = service  # the hub's: its store, its library, its max_attempts
+        self._store = service.store
+        self._designs = service.designs
         self._peers = peers
-        self._designs = designs
         self._clock = clock
-        self.foreign = ForeignTasks(store.db)
+        self.foreign = ForeignTasks(service.store.db)
 
     def receive(self, verified: Verified, payload: dict[str, Any]) -> dict[str, Any]:
         """Take (or refuse) one transfer from a verified peer; the answer is a

@@ -117,7 +117,7 @@ def make_beta(url: str, library: Path, *, add_alpha: bool = True,
         shared = check_terms(terms.get("materials", []), terms.get("kinds", ["fdm", "cnc"]),
                              terms.get("max_in_flight", 10), terms.get("charges", True))  # fmt: skip
         peers.add(ORIGIN, alpha_url, alpha_key or HubKey.generate().public.text, shared)
-    intake = Intake(store, service, peers, designs, lambda: datetime.now(UTC))
+    intake = Intake(service, peers, lambda: datetime.now(UTC))
     return Beta(store, intake, library, peers)
 
 

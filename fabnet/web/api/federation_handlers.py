@@ -19,8 +19,6 @@ def peer_lease_s(ctx: ApiContext) -> float:
 def peer_handlers(ctx: ApiContext) -> dict[str, PeerHandler]:
     """The work endpoints a hub serves to its peers."""
     return {
-        "/tasks": Intake(
-            ctx.store, ctx.service, peer_service(ctx), ctx.service.designs, ctx.clock
-        ).receive,
+        "/tasks": Intake(ctx.service, peer_service(ctx), ctx.clock).receive,
         "/reports": ResultsInbox(ctx.store, ctx.clock, peer_lease_s=peer_lease_s(ctx)).receive,
     }
