@@ -111,6 +111,11 @@ def posted_amount_in(s: Session, key: str, account: str) -> int | None:
     """What the posting under ``key`` moved into ``account`` (negative: out of it); None when
     no posting has that key."""
     posting_id = s.scalar(select(PostingRow.id).where(PostingRow.key == key))
+    return _moved_into(s, posting_id, account)
+
+
+def _moved_into(s: Session, posting_id: str | None, account: str) -> int | None:
+    """What posting ``posting_id`` moved into ``account``; None for no posting."""
     if posting_id is None:
         return None
     total = s.scalar(
@@ -133,14 +138,7 @@ def latest_amount_in(s: Session, kind: cr.PostingKind, task_id: str, account: st
         .order_by(PostingRow.at.desc(), PostingRow.id.desc())
         .limit(1)
     )
-    if posting_id is None:
-        return None
-    total = s.scalar(
-        select(func.sum(LegRow.amount_mc)).where(
-            LegRow.posting_id == posting_id, LegRow.account == account
-        )
-    )
-    return int(total or 0)
+    return _moved_into(s, posting_id, account)
 
 
 def owner_account(s: Session, maker_id: str) -> str:
