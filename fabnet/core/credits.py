@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import InvalidInput
 
@@ -41,7 +42,6 @@ ACCOUNT_MAX = 250
 FEE_ACCOUNT = "hub:fees"
 ISSUE_ACCOUNT = "hub:issued"
 FEDERATION_ACCOUNT = "hub:federation"
-PEER_PREFIX = "peer:"  # as ``fabnet.federation.wire``'s peer machine and requester names
 DEFAULT_PER_HOUR_MC = 1000  # 1 credit per machine-hour until the maker sets a price
 DEFAULT_FEE_BP = 1000  # 10 %
 DEFAULT_CREDIT_VALUE_MILLI = 1000  # 1 credit = 1.000 currency unit

@@ -8,3 +8,9 @@ import uuid
 def new_id() -> str:
     """Return a fresh uuid4 hex id, e.g. for a task, a job or an event."""
     return uuid.uuid4().hex
+
+
+# A peer hub (issue 12) is named "peer:<hub>" wherever this hub records it: the pseudo-machine
+# that holds a task the peer makes, the requester of work made here for it, and its ledger
+# account. Agent and user names cannot hold a ':', so none of these can be forged from outside.
+PEER_PREFIX = "peer:"

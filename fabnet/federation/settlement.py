@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fabnet.core import credits as cr
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import Conflict, InvalidInput
 from fabnet.federation import wire
@@ -99,7 +100,7 @@ def settle_peer_work(
 def peer_balances(store: Store) -> dict[str, int]:
     """Peer hub name -> the balance of its account here (mc): above zero this hub owes the
     peer for work it made, below zero the peer owes this hub."""
-    found = store.credits.balances(cr.PEER_PREFIX)
+    found = store.credits.balances(PEER_PREFIX)
     return {
         name: total for account, total in found.items() if (name := cr.peer_of_account(account))
     }

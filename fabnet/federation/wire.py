@@ -26,12 +26,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.states import MachineKind
 from fabnet.errors import InvalidInput
 
 TASKS_PATH = "/federation/v1/tasks"
 REPORTS_PATH = "/federation/v1/reports"
-PEER_MACHINE_PREFIX = "peer:"  # a task held by a peer hub is held by machine "peer:<hub>"
 MAX_MESH_BYTES = 32 * 1024 * 1024  # the largest mesh one transfer carries
 MAX_REPORTS = 500  # reports per batch
 MAX_TEXT = 400
@@ -40,20 +40,20 @@ DEFAULT_PEER_LEASE_S = 900.0  # how long a peer holds a task without a report ([
 
 def peer_machine_id(hub: str) -> str:
     """The machine id under which the origin hub's store records a task held by ``hub``."""
-    return PEER_MACHINE_PREFIX + hub
+    return PEER_PREFIX + hub
 
 
 def peer_of_machine(machine_id: str | None) -> str | None:
     """The peer hub holding a task whose machine is ``machine_id``; None for a real machine."""
-    if machine_id and machine_id.startswith(PEER_MACHINE_PREFIX):
-        return machine_id[len(PEER_MACHINE_PREFIX) :]
+    if machine_id and machine_id.startswith(PEER_PREFIX):
+        return machine_id[len(PEER_PREFIX) :]
     return None
 
 
 def peer_requester(hub: str) -> str:
     """The requester of the job a peer hub makes for origin ``hub`` (also its ledger account:
     what that hub owes for the work, ``fabnet.federation.settlement``)."""
-    return PEER_MACHINE_PREFIX + hub
+    return PEER_PREFIX + hub
 
 
 def peer_of_requester(requester: str | None) -> str | None:

@@ -17,13 +17,13 @@ from sqlalchemy import Float, Integer, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.machines import Machine
 from fabnet.core.states import LEASED_TASK_STATES, MachineKind, MachineState, TaskState
 from fabnet.store.catalog import Catalog
 from fabnet.store.database import Database
 from fabnet.store.models import ID, Base, MachineRow, MakerRow, TaskRow
 from fabnet.store.schema_lock import LazyTables
-from fabnet.store.tasks import PEER_HELD_PREFIX
 
 REPORT_ID = String(200)
 PEER_NAME = String(64)
@@ -180,7 +180,7 @@ def ensure_peer_machine(db: Database, machine_id: str, hub: str, now: datetime) 
     while peer ``hub`` makes them, if they do not exist yet: a task's holder, its attempts and
     its ledger entry name a machine row. The machine is offline for good, so the matcher never
     offers it anything and it never counts as this hub's capacity."""
-    if not machine_id.startswith(PEER_HELD_PREFIX):
+    if not machine_id.startswith(PEER_PREFIX):
         raise ValueError(f"{machine_id!r} is not a peer machine id")
     with db.read() as s:
         if s.get(MachineRow, machine_id) is not None:
@@ -202,11 +202,11 @@ def peer_tasks_in_flight(db: Database) -> dict[str, int]:
     open_states = [TaskState.OFFERED.value, *(s.value for s in LEASED_TASK_STATES)]
     query = (
         select(TaskRow.machine_id, func.count())
-        .where(TaskRow.machine_id.like(PEER_HELD_PREFIX + "%"), TaskRow.state.in_(open_states))
+        .where(TaskRow.machine_id.like(PEER_PREFIX + "%"), TaskRow.state.in_(open_states))
         .group_by(TaskRow.machine_id)
     )
     with db.read() as s:
-        return {str(m)[len(PEER_HELD_PREFIX) :]: int(n) for m, n in s.execute(query)}
+        return {str(m)[len(PEER_PREFIX) :]: int(n) for m, n in s.execute(query)}
 
 
 @dataclass(frozen=True)

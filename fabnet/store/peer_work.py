@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabnet.core.credits import PEER_PREFIX
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.ledger import Totals
 from fabnet.core.states import FINAL_TASK_STATES, TaskState
 from fabnet.store.database import Database

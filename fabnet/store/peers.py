@@ -12,14 +12,13 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.states import LEASED_TASK_STATES, TaskState
 from fabnet.errors import Conflict, NotFound
 from fabnet.store.database import Database
 from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
 from fabnet.store.schema_lock import LazyTables
-
-PEER_REQUESTER_PREFIX = "peer:"  # fabnet.federation.wire.peer_requester: work for a peer hub
 
 
 class PeerState(enum.Enum):
@@ -257,7 +256,7 @@ def queued_for_overflow(db: Database, limit: int) -> list[QueuedForOverflow]:
         .join(JobRow, JobRow.id == TaskRow.job_id)
         .join(DesignRow, DesignRow.id == JobRow.design_id)
         .where(TaskRow.state == TaskState.QUEUED.value)
-        .where(JobRow.requester.not_like(PEER_REQUESTER_PREFIX + "%"))
+        .where(JobRow.requester.not_like(PEER_PREFIX + "%"))
         .order_by(TaskRow.created_at, TaskRow.id)
         .limit(limit)
     )

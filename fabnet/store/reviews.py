@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from fabnet.core import credits as cr
 from fabnet.core.events import TaskRejected
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.states import TaskState
 from fabnet.core.tasks import Ignored, Transition
 from fabnet.core.timeutil import require_utc
@@ -285,7 +286,7 @@ class Reviews:
             .where(
                 TaskRow.state == TaskState.DONE.value,
                 ReviewRow.task_id.is_(None),
-                ~JobRow.requester.startswith(cr.PEER_PREFIX, autoescape=True),
+                ~JobRow.requester.startswith(PEER_PREFIX, autoescape=True),
                 LedgerRow.finished_at <= require_utc("done_before", done_before),
             )
             .order_by(LedgerRow.finished_at, LedgerRow.task_id)

@@ -27,6 +27,7 @@ from fabnet.core.events import (
     TaskEvent,
     TaskOffered,
 )
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.matching import TaskRequest
 from fabnet.core.states import (
     LEASED_TASK_STATES,
@@ -50,9 +51,6 @@ log = logging.getLogger(__name__)
 # for the next call, so a backlog never makes one transaction hold thousands of row locks.
 SWEEP_BATCH = 1000
 
-# A task a peer hub makes for this one is held by the pseudo-machine "peer:<hub>" (issue 12;
-# ``fabnet.federation.wire.PEER_MACHINE_PREFIX``): the hub's own production leaves it alone.
-PEER_HELD_PREFIX = "peer:"
 
 Match = Callable[[list[TaskRequest]], Iterable[tuple[str, TaskOffered]]]
 
@@ -116,7 +114,7 @@ class Tasks:
     def claimed_unassigned(self, older_than: datetime, limit: int) -> list[TaskSnapshot]:
         """Tasks claimed (accepted, no G-code assigned yet) at or before ``older_than``,
         oldest claim first, with their attempts: work a dispatcher that died left undone.
-        A task held by a peer hub (``PEER_HELD_PREFIX``) is not: the peer makes it."""
+        A task held by a peer hub (``PEER_PREFIX``) is not: the peer makes it."""
         older_than = require_utc("older_than", older_than)
         query = (
             select(TaskRow)
@@ -370,7 +368,7 @@ def _aware(at: datetime) -> datetime:
 
 def _not_peer_held() -> Any:
     """Tasks not held by a peer hub: a peer's claim has no G-code for this hub to make."""
-    return TaskRow.machine_id.not_like(PEER_HELD_PREFIX + "%")
+    return TaskRow.machine_id.not_like(PEER_PREFIX + "%")
 
 
 def _integrity_outcome(
