@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from fabnet.core.ids import PEER_PREFIX
+from fabnet.core.ids import PEER_PREFIX, peer_named
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import InvalidInput
 
@@ -72,9 +72,7 @@ def peer_account(hub: str) -> str:
 
 def peer_of_account(account: str) -> str | None:
     """The peer hub an account belongs to; None for every other account."""
-    if not account.startswith(PEER_PREFIX):
-        return None
-    return account[len(PEER_PREFIX) :] or None
+    return peer_named(account)
 
 
 def requester_account(requester: str) -> str:

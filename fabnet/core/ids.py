@@ -14,3 +14,10 @@ def new_id() -> str:
 # that holds a task the peer makes, the requester of work made here for it, and its ledger
 # account. Agent and user names cannot hold a ':', so none of these can be forged from outside.
 PEER_PREFIX = "peer:"
+
+
+def peer_named(name: str | None) -> str | None:
+    """The peer hub ``name`` names (``peer:<hub>`` -> ``<hub>``); None for any other name."""
+    if not name or not name.startswith(PEER_PREFIX):
+        return None
+    return name[len(PEER_PREFIX) :] or None

@@ -134,7 +134,7 @@ class Delegator:
         machine_id = wire.peer_machine_id(peer.name)
         now = self._clock()
         if machine_id not in self._machines:
-            ensure_peer_machine(self._store.db, machine_id, peer.name, now)
+            ensure_peer_machine(self._store.db, peer.name, now)
             self._machines.add(machine_id)
         offered = self._store.apply_event(
             task_id, TaskOffered(machine_id=machine_id, offer_s=self._offer_s), now

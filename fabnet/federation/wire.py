@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from fabnet.core.ids import PEER_PREFIX
+from fabnet.core.ids import PEER_PREFIX, peer_named
 from fabnet.core.states import MachineKind
 from fabnet.errors import InvalidInput
 
@@ -45,9 +45,7 @@ def peer_machine_id(hub: str) -> str:
 
 def peer_of_machine(machine_id: str | None) -> str | None:
     """The peer hub holding a task whose machine is ``machine_id``; None for a real machine."""
-    if machine_id and machine_id.startswith(PEER_PREFIX):
-        return machine_id[len(PEER_PREFIX) :]
-    return None
+    return peer_named(machine_id)
 
 
 def peer_requester(hub: str) -> str:
@@ -58,7 +56,7 @@ def peer_requester(hub: str) -> str:
 
 def peer_of_requester(requester: str | None) -> str | None:
     """The origin hub a job is made for; None for a job of a person."""
-    return peer_of_machine(requester)
+    return peer_named(requester)
 
 
 @dataclass(frozen=True)

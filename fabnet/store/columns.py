@@ -1,14 +1,16 @@
-"""Column types: UTC timestamps that come back timezone-aware on every database."""
+"""Column types: UTC timestamps that come back timezone-aware on every database; and the one
+SQL test for a value that names a peer hub (``peer:<hub>``, issue 12)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import ColumnElement, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from fabnet.core.ids import PEER_PREFIX
 from fabnet.errors import InvalidInput
 
 
@@ -33,3 +35,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+def names_a_peer(column: Any) -> ColumnElement[bool]:
+    """SQL: ``column`` (a machine id, a requester, an account) names a peer hub — the
+    pseudo-machine holding a task a peer makes, or the requester of work made for a peer."""
+    return column.startswith(PEER_PREFIX, autoescape=True)

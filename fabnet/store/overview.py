@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select
 
-from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.ledger import LedgerKey, SeriesPoint, Totals
 from fabnet.core.states import FINAL_TASK_STATES, LEASED_TASK_STATES, MachineState, TaskState
 from fabnet.core.tasks import TaskSnapshot
+from fabnet.store.columns import names_a_peer
 from fabnet.store.convert import snapshot_from_row
 from fabnet.store.database import Database
 from fabnet.store.listings import ledger_series
@@ -24,7 +24,7 @@ from fabnet.store.models import AttemptRow, LedgerRow, MachineRow, TaskRow
 
 # The wall and the machine counts show makers' machines; the pseudo-machine "peer:<hub>" that
 # holds a task a peer hub makes (issue 12) is not one (the peers page shows that work)
-REAL_MACHINE = MachineRow.id.not_like(PEER_PREFIX + "%")
+REAL_MACHINE = ~names_a_peer(MachineRow.id)
 
 # The wall shows machines in this order: what needs a look first.
 WALL_ORDER = (

@@ -17,10 +17,11 @@ from sqlalchemy import Float, Integer, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabnet.core.ids import PEER_PREFIX
+from fabnet.core.ids import PEER_PREFIX, peer_named
 from fabnet.core.machines import Machine
 from fabnet.core.states import LEASED_TASK_STATES, MachineKind, MachineState, TaskState
 from fabnet.store.catalog import Catalog
+from fabnet.store.columns import names_a_peer
 from fabnet.store.database import Database
 from fabnet.store.models import ID, Base, MachineRow, MakerRow, TaskRow
 from fabnet.store.schema_lock import LazyTables
@@ -175,16 +176,17 @@ def _report(row: PeerReportRow) -> PeerReport:
                       row.why)  # fmt: skip
 
 
-def ensure_peer_machine(db: Database, machine_id: str, hub: str, now: datetime) -> None:
-    """Make the maker and machine ``machine_id`` (``peer:<hub>``) that hold this hub's tasks
-    while peer ``hub`` makes them, if they do not exist yet: a task's holder, its attempts and
-    its ledger entry name a machine row. The machine is offline for good, so the matcher never
-    offers it anything and it never counts as this hub's capacity."""
-    if not machine_id.startswith(PEER_PREFIX):
-        raise ValueError(f"{machine_id!r} is not a peer machine id")
+def ensure_peer_machine(db: Database, hub: str, now: datetime) -> str:
+    """Make the maker and machine ``peer:<hub>`` that hold this hub's tasks while peer ``hub``
+    makes them, if they do not exist yet (a task's holder, its attempts and its ledger entry
+    name a machine row); its id. The machine is offline for good, so the matcher never offers
+    it anything and it never counts as this hub's capacity."""
+    if not hub:
+        raise ValueError("a peer machine needs the peer hub's name, got ''")
+    machine_id = PEER_PREFIX + hub
     with db.read() as s:
         if s.get(MachineRow, machine_id) is not None:
-            return
+            return machine_id
     machine = Machine(machine_id, machine_id, MachineKind.FDM, PEER_MACHINE_VOLUME_MM,
                       PEER_MACHINE_NOZZLE_MM, frozenset(), state=MachineState.OFFLINE,
                       driver=PEER_DRIVER, name=f"hub {hub}")  # fmt: skip
@@ -194,7 +196,8 @@ def ensure_peer_machine(db: Database, machine_id: str, hub: str, now: datetime) 
                 s.add(MakerRow(id=machine_id, name=f"hub {hub}", created_at=now))
         Catalog(db).upsert_machine(machine)
     except IntegrityError:  # another process made them a moment before
-        return
+        pass
+    return machine_id
 
 
 def peer_tasks_in_flight(db: Database) -> dict[str, int]:
@@ -202,11 +205,11 @@ def peer_tasks_in_flight(db: Database) -> dict[str, int]:
     open_states = [TaskState.OFFERED.value, *(s.value for s in LEASED_TASK_STATES)]
     query = (
         select(TaskRow.machine_id, func.count())
-        .where(TaskRow.machine_id.like(PEER_PREFIX + "%"), TaskRow.state.in_(open_states))
+        .where(names_a_peer(TaskRow.machine_id), TaskRow.state.in_(open_states))
         .group_by(TaskRow.machine_id)
     )
     with db.read() as s:
-        return {str(m)[len(PEER_PREFIX) :]: int(n) for m, n in s.execute(query)}
+        return {peer_named(str(m)) or "": int(n) for m, n in s.execute(query)}
 
 
 @dataclass(frozen=True)

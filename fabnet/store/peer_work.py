@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabnet.core.ids import PEER_PREFIX
+from fabnet.core.ids import peer_named
 from fabnet.core.ledger import Totals
 from fabnet.core.states import FINAL_TASK_STATES, TaskState
+from fabnet.store.columns import names_a_peer
 from fabnet.store.database import Database
 from fabnet.store.models import JobRow, LedgerRow, TaskRow
 
@@ -48,15 +49,15 @@ class InFlight:
 
 
 def _hub(value: str | None) -> str:
-    return (value or "")[len(PEER_PREFIX) :]
+    return peer_named(value) or ""
 
 
 def _peer_held() -> Any:
-    return TaskRow.machine_id.startswith(PEER_PREFIX, autoescape=True)
+    return names_a_peer(TaskRow.machine_id)
 
 
 def _for_peer() -> Any:
-    return JobRow.requester.startswith(PEER_PREFIX, autoescape=True)
+    return names_a_peer(JobRow.requester)
 
 
 _OPEN = [s.value for s in TaskState if s not in FINAL_TASK_STATES]
@@ -116,7 +117,7 @@ class PeerWork:
 
     def made_at_peers(self) -> dict[str, Totals]:
         """Hub -> production it made for this hub (ledger entries of ``peer:<hub>``)."""
-        held = LedgerRow.machine_id.startswith(PEER_PREFIX, autoescape=True)
+        held = names_a_peer(LedgerRow.machine_id)
         return self._totals(_sums(LedgerRow.machine_id).where(held).group_by(LedgerRow.machine_id))
 
     def made_for_peers(self) -> dict[str, Totals]:

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.states import LEASED_TASK_STATES, TaskState
 from fabnet.errors import Conflict, NotFound
+from fabnet.store.columns import names_a_peer
 from fabnet.store.database import Database
 from fabnet.store.models import DesignRow, JobRow, TaskRow
 from fabnet.store.peer_models import TABLES, PeerCapacityRow, PeerNonceRow, PeerRow
@@ -256,7 +256,7 @@ def queued_for_overflow(db: Database, limit: int) -> list[QueuedForOverflow]:
         .join(JobRow, JobRow.id == TaskRow.job_id)
         .join(DesignRow, DesignRow.id == JobRow.design_id)
         .where(TaskRow.state == TaskState.QUEUED.value)
-        .where(JobRow.requester.not_like(PEER_PREFIX + "%"))
+        .where(~names_a_peer(JobRow.requester))
         .order_by(TaskRow.created_at, TaskRow.id)
         .limit(limit)
     )

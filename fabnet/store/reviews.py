@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from fabnet.core import credits as cr
 from fabnet.core.events import TaskRejected
-from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.states import TaskState
 from fabnet.core.tasks import Ignored, Transition
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import Conflict, NotFound
+from fabnet.store.columns import names_a_peer
 from fabnet.store.credit_models import LegRow, PostingRow, RejectionRow, ReviewRow
 from fabnet.store.credits import (
     balance_in,
@@ -286,7 +286,7 @@ class Reviews:
             .where(
                 TaskRow.state == TaskState.DONE.value,
                 ReviewRow.task_id.is_(None),
-                ~JobRow.requester.startswith(PEER_PREFIX, autoescape=True),
+                ~names_a_peer(JobRow.requester),
                 LedgerRow.finished_at <= require_utc("done_before", done_before),
             )
             .order_by(LedgerRow.finished_at, LedgerRow.task_id)

@@ -27,7 +27,6 @@ from fabnet.core.events import (
     TaskEvent,
     TaskOffered,
 )
-from fabnet.core.ids import PEER_PREFIX
 from fabnet.core.matching import TaskRequest
 from fabnet.core.states import (
     LEASED_TASK_STATES,
@@ -38,6 +37,7 @@ from fabnet.core.states import (
 from fabnet.core.tasks import Ignored, Outcome, TaskSnapshot, Transition
 from fabnet.core.timeutil import require_utc
 from fabnet.errors import FabnetError, InvalidInput, NotFound
+from fabnet.store.columns import names_a_peer
 from fabnet.store.convert import snapshot_from_row
 from fabnet.store.database import Database
 from fabnet.store.job_counts import CountDeltas
@@ -368,7 +368,7 @@ def _aware(at: datetime) -> datetime:
 
 def _not_peer_held() -> Any:
     """Tasks not held by a peer hub: a peer's claim has no G-code for this hub to make."""
-    return TaskRow.machine_id.not_like(PEER_PREFIX + "%")
+    return ~names_a_peer(TaskRow.machine_id)
 
 
 def _integrity_outcome(

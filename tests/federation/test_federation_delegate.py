@@ -246,7 +246,7 @@ def set_peer_url(h: Hub, peer: str, url: str) -> None:
 def test_a_crash_between_offer_and_request_lapses_by_the_offer_sweep(pair: Pair) -> None:
     (task_id,) = pair.submit()
     t = now()
-    ensure_peer_machine(pair.alpha.store.db, "peer:beta", "beta", t)
+    ensure_peer_machine(pair.alpha.store.db, "beta", t)
     offered = pair.alpha.store.apply_event(
         task_id, TaskOffered(machine_id="peer:beta", offer_s=TRANSFER_S), t)  # fmt: skip
     assert isinstance(offered, Transition)  # ... and the hub died before the POST
@@ -311,7 +311,7 @@ class Rig:
     def hand_to_beta(self, task_id: str, *, assign: bool = True) -> int:
         """What the delegator does when beta accepts: offer, accept, assign (peer lease)."""
         t = self.clock.now
-        ensure_peer_machine(self.store.db, "peer:beta", "beta", t)
+        ensure_peer_machine(self.store.db, "beta", t)
         offered = self.store.apply_event(task_id, TaskOffered(machine_id="peer:beta"), t)
         assert isinstance(offered, Transition)
         n = offered.task.offer_no

@@ -93,7 +93,7 @@ def hand(store: Store, task_id: str, holder: str, at: datetime = T0) -> int:
     """What the delegator does for a peer that accepts (or an agent, for a local machine)."""
     peer = wire.peer_of_machine(holder)
     if peer is not None:
-        ensure_peer_machine(store.db, holder, peer, at)
+        ensure_peer_machine(store.db, peer, at)
     offered = store.apply_event(task_id, TaskOffered(machine_id=holder), at)
     assert isinstance(offered, Transition)
     n = offered.task.offer_no

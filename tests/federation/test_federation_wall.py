@@ -20,7 +20,7 @@ def test_the_peer_pseudo_machine_is_not_on_the_wall_nor_counted(tmp_path: Path) 
         store.catalog.add_maker("rosa", now, maker_id="rosa")
         store.catalog.upsert_machine(Machine("rosa/r1", "rosa", MachineKind.CNC, (600.0, 400.0, 90.0),
                                              3.0, frozenset({"MDF"}), state=MachineState.IDLE))  # fmt: skip
-        ensure_peer_machine(store.db, "peer:beta", "beta", now)
+        ensure_peer_machine(store.db, "beta", now)
         assert store.catalog.get_machine("peer:beta").state is MachineState.OFFLINE
         reads = OverviewReads(store.db)
         wall = reads.wall(10)

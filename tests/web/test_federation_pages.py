@@ -102,7 +102,7 @@ def test_operator_manages_peers_and_sees_work_made_at_and_for_peers(
     # a part of rita's job made at hub beta, which charged for it
     job_id = hub.job("rita", quantity=2)
     sent = store.tasks.find(job_id=job_id)[0].task_id
-    ensure_peer_machine(hub.store.db, "peer:beta", "beta", datetime.now(UTC))
+    ensure_peer_machine(hub.store.db, "beta", datetime.now(UTC))
     complete_on(hub, sent, "peer:beta", 4.0, 0.1)
     assert settle_peer_work(store, "beta", sent, OWED_MC, datetime.now(UTC)) is True
     assert peer_balances(store) == {"beta": OWED_MC}
