@@ -15,14 +15,13 @@ in its CONNECT: Mosquitto otherwise sends an MQTT v5 client at most ``max_inflig
 (20) unacknowledged messages, and a hub that acks after its commit would never see a batch
 bigger than that.
 
-The socket gets ``TCP_NODELAY``: with Nagle's algorithm a PUBLISH written right after a PUBACK
-waits for the peer's delayed ACK (~40 ms), which caps one conversation at ~22 round trips/s.
+How paho itself is set up (MQTT v5, credentials, TLS, queue limits, ``TCP_NODELAY``) is in
+``fabnet.bus.paho_setup``.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -40,6 +39,7 @@ from fabnet.bus import tls as bus_tls
 from fabnet.bus.delivery import AckHandler, BusCounters, Delivery, DeliveryTag, Handler
 from fabnet.bus.drops import DropLog
 from fabnet.bus.messages import DropReason, InvalidMessage, Message, decode_at, encode
+from fabnet.bus.paho_setup import paho_client
 from fabnet.bus.settings import BusSettings, check_settings
 from fabnet.bus.subscriptions import Subscriptions
 from fabnet.bus.topics import parse
@@ -104,21 +104,8 @@ class BusClient:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=self._manual_ack,
-        )
-        client.username_pw_set(s.username, s.password)
-        if s.tls:
-            bus_tls.configure_client(client, s.ca_file)
-        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
-        client.max_queued_messages_set(s.max_queued)
-        client.max_inflight_messages_set(s.max_inflight)
+        client = paho_client(self.settings, self._manual_ack)
         client.on_log = self._on_log
-        client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -394,13 +381,3 @@ class BusClient:
             return False
         self._count("handled")
         return acked
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    """paho's ``on_socket_open``: TCP_NODELAY before the CONNECT goes out (a TLS socket is a
-    ``socket.socket`` too; a WebSocket wrapper is left alone)."""
-    if isinstance(sock, socket.socket):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:  # e.g. a Unix socket: no Nagle to turn off
-            log.debug("TCP_NODELAY not set: %s", exc)
