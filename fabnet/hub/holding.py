@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fabnet.bus import messages as msg
+from fabnet.core.ids import peer_named
 from fabnet.core.tasks import Attempt
 from fabnet.hub.machines import split_machine_id
 from fabnet.store import Store
@@ -37,6 +38,8 @@ class HoldKeeper:
             return False
         if not attempt.failure.counts_against_machine:
             return False
+        if peer_named(attempt.machine_id) is not None:
+            return False  # a peer hub's pseudo-machine: no agent drives it, nothing to hold
         machine_id = attempt.machine_id
         failures = self._store.holds.consecutive_failures(machine_id)
         if failures < self._max:

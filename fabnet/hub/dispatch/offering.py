@@ -14,7 +14,6 @@ from fabnet.core import events as ev
 from fabnet.core.matching import Assignment, TaskRequest
 from fabnet.core.states import TaskState
 from fabnet.core.tasks import Transition
-from fabnet.federation.wire import peer_of_machine
 from fabnet.hub.designs import estimate_part
 from fabnet.hub.dispatch.context import DispatchContext
 from fabnet.hub.dispatch.hearing import HearingGate
@@ -97,12 +96,11 @@ class Offering:
         if expired:
             ctx.metrics.lease_expired(len(expired))
         for moved in expired:
-            holder = moved.attempt_ended.machine_id if moved.attempt_ended else None
-            if peer_of_machine(holder) is None:  # a silent peer hub is no machine to hold
-                ctx.holds.after_attempt(moved.attempt_ended, now)
+            ctx.holds.after_attempt(moved.attempt_ended, now)
             if moved.to_state is TaskState.QUEUED:
                 ctx.metrics.requeued(moved.cause.value)
             self._log(moved)
+            holder = moved.attempt_ended.machine_id if moved.attempt_ended else None
             if holder:
                 attempt = moved.attempt_ended.offer_no if moved.attempt_ended else 0
                 ctx.send_task_command(holder, msg.TaskCancel, moved.task.task_id, attempt)

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from fabnet.bus import messages as msg
 from fabnet.bus import topics
 from fabnet.core import events as ev
+from fabnet.core.ids import peer_named
 from fabnet.core.jobs import Quality
 from fabnet.core.machines import Machine
 from fabnet.core.tasks import Outcome, TaskSnapshot, Transition
 from fabnet.errors import FabnetError
-from fabnet.federation.wire import peer_of_machine
 from fabnet.hub.artifacts import Artifact
 from fabnet.hub.dispatch.context import DispatchContext
 from fabnet.hub.machines import split_machine_id
@@ -73,7 +73,7 @@ class Production:
         ctx = self._ctx
         if (task.task_id, task.offer_no) in self._producing or not task.machine_id:
             return
-        if peer_of_machine(task.machine_id) is not None:
+        if peer_named(task.machine_id) is not None:
             return
         job = ctx.job_spec(task.job_id)
         machine = ctx.index.get(task.machine_id) or ctx.store.catalog.get_machine(task.machine_id)
